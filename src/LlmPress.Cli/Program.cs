@@ -1,1 +1,1 @@
-return 0;
+return LlmPress.Cli.CliApp.Run(args);

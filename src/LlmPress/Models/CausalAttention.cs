@@ -1,0 +1,87 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using LlmPress.Numerics;
+
+namespace LlmPress.Models;
+
+/// <summary>
+/// Scaled dot-product attention with a causal mask and grouped-query heads, as two GEMMs per (head, block of
+/// queries): S = Q·Kᵀ/√d over the visible keys, row softmax, O = P·V. Work items are independent and each owns its
+/// output columns, so the result does not depend on the thread count.
+/// </summary>
+public static class CausalAttention
+{
+    /// <summary>Queries per work item: large enough for GEMM efficiency, small enough that scores stay in L2.</summary>
+    private const int QueryBlock = 64;
+
+    /// <summary>
+    /// queries: [tokenCount, headCount · headDim] at positions startPosition.. ;
+    /// keys, values: [≥ startPosition + tokenCount, kvHeadCount · headDim] for positions 0.. (RoPE already applied);
+    /// output: [tokenCount, headCount · headDim]. With a sliding window w, query at position p sees keys p−w+1..p.
+    /// </summary>
+    public static void Forward(ReadOnlyMemory<float> queries, ReadOnlyMemory<float> keys, ReadOnlyMemory<float> values,
+        int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int? slidingWindow, Memory<float> output)
+    {
+        if (tokenCount == 0) return;
+        int queryStride = headCount * headDim, kvStride = kvHeadCount * headDim;
+        int keyCount = startPosition + tokenCount;
+        if (queries.Length < tokenCount * queryStride || output.Length < tokenCount * queryStride)
+            throw new ArgumentException("queries/output are shorter than tokenCount · headCount · headDim.");
+        if (keys.Length < keyCount * kvStride || values.Length < keyCount * kvStride)
+            throw new ArgumentException($"keys/values hold fewer than the {keyCount} positions attended to.");
+        int groupSize = headCount / kvHeadCount;
+        int blocks = (tokenCount + QueryBlock - 1) / QueryBlock;
+        float scale = 1f / MathF.Sqrt(headDim);
+        int window = slidingWindow ?? int.MaxValue;
+
+        void Run(int item)
+        {
+            int head = item / blocks, block = item % blocks;
+            int kvHead = head / groupSize;
+            int q0 = block * QueryBlock, rows = Math.Min(QueryBlock, tokenCount - q0);
+            int firstPos = startPosition + q0;
+            int keyStart = window == int.MaxValue ? 0 : Math.Max(0, firstPos - window + 1);
+            int keyEnd = firstPos + rows; // exclusive
+            int span = keyEnd - keyStart;
+            float[] scores = ArrayPool<float>.Shared.Rent(rows * span); // [rows, span]
+            try
+            {
+                var q = queries.Span[(q0 * queryStride + head * headDim)..];
+                var k = keys.Span[(keyStart * kvStride + kvHead * headDim)..];
+                Gemm.Sgemm(false, true, rows, span, headDim, scale, q, queryStride, k, kvStride, 0f, scores, span, parallel: false);
+                for (int r = 0; r < rows; r++)
+                {
+                    int pos = firstPos + r;
+                    int lo = Math.Max(keyStart, pos - window + 1) - keyStart, hi = pos - keyStart; // visible: [lo, hi]
+                    var row = scores.AsSpan(r * span, span);
+                    row[..lo].Clear();
+                    row[(hi + 1)..].Clear();
+                    SoftmaxInPlace(row[lo..(hi + 1)]);
+                }
+                var v = values.Span[(keyStart * kvStride + kvHead * headDim)..];
+                var o = output.Span[(q0 * queryStride + head * headDim)..];
+                Gemm.Sgemm(false, false, rows, headDim, span, 1f, scores, span, v, kvStride, 0f, o, queryStride, parallel: false);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(scores);
+            }
+        }
+
+        int items = headCount * blocks;
+        if (items == 1 || Parallelism.MaxThreads == 1)
+            for (int i = 0; i < items; i++) Run(i);
+        else
+            Parallel.For(0, items, Parallelism.Options, Run);
+    }
+
+    /// <summary>Numerically stable softmax: exp(x − max) / Σ.</summary>
+    internal static void SoftmaxInPlace(Span<float> x)
+    {
+        float max = TensorPrimitives.Max(x);
+        TensorPrimitives.Subtract(x, max, x);
+        TensorPrimitives.Exp(x, x);
+        float sum = TensorPrimitives.Sum(x);
+        TensorPrimitives.Multiply(x, 1f / sum, x);
+    }
+}

@@ -1,0 +1,123 @@
+using System.Numerics.Tensors;
+
+namespace LlmPress.Models;
+
+/// <summary>Called with the input a linear layer is about to see (calibration captures Hessians through this).</summary>
+/// <param name="layer">The linear layer.</param>
+/// <param name="input">[tokenCount, layer.InFeatures].</param>
+public delegate void LinearInputObserver(LinearLayer layer, ReadOnlySpan<float> input, int tokenCount);
+
+/// <summary>
+/// One Llama decoder block:
+///   h = x + o_proj(attn(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),  n = input_layernorm(x)
+///   y = h + down_proj(silu(gate_proj(m)) · up_proj(m)),                   m = post_attention_layernorm(h)
+/// Runs on its own so compression can stream a model one layer at a time.
+/// </summary>
+public sealed class DecoderLayer
+{
+    private readonly ModelConfig _config;
+    private readonly RotaryEmbedding _rope;
+
+    public DecoderLayer(int index, ModelConfig config, RotaryEmbedding rope, RmsNorm inputNorm, RmsNorm postAttentionNorm,
+        LinearLayer queryProj, LinearLayer keyProj, LinearLayer valueProj, LinearLayer outputProj,
+        LinearLayer gateProj, LinearLayer upProj, LinearLayer downProj)
+    {
+        Index = index;
+        _config = config;
+        _rope = rope;
+        InputNorm = inputNorm;
+        PostAttentionNorm = postAttentionNorm;
+        QueryProj = queryProj;
+        KeyProj = keyProj;
+        ValueProj = valueProj;
+        OutputProj = outputProj;
+        GateProj = gateProj;
+        UpProj = upProj;
+        DownProj = downProj;
+    }
+
+    public int Index { get; }
+    public RmsNorm InputNorm { get; }
+    public RmsNorm PostAttentionNorm { get; }
+    public LinearLayer QueryProj { get; }   // [heads · headDim, hidden]
+    public LinearLayer KeyProj { get; }     // [kvHeads · headDim, hidden]
+    public LinearLayer ValueProj { get; }   // [kvHeads · headDim, hidden]
+    public LinearLayer OutputProj { get; }  // [hidden, heads · headDim]
+    public LinearLayer GateProj { get; }    // [intermediate, hidden]
+    public LinearLayer UpProj { get; }      // [intermediate, hidden]
+    public LinearLayer DownProj { get; }    // [hidden, intermediate]
+
+    /// <summary>The seven linear layers in execution order (q, k, v, o, gate, up, down).</summary>
+    public IReadOnlyList<LinearLayer> Linears => [QueryProj, KeyProj, ValueProj, OutputProj, GateProj, UpProj, DownProj];
+
+    /// <summary>
+    /// Transforms scratch.Hidden[0 .. tokenCount · hidden] in place. Tokens sit at positions startPosition.. .
+    /// With a cache, keys/values are appended to it (the caller advances it after the last layer) and attention
+    /// covers everything cached; without one, startPosition must be 0.
+    /// </summary>
+    public void Forward(int tokenCount, int startPosition, ForwardScratch scratch, KvCache? cache = null, LinearInputObserver? observer = null)
+    {
+        if (cache is null && startPosition != 0)
+            throw new ArgumentException("Without a KV cache the sequence must start at position 0.", nameof(startPosition));
+        scratch.EnsureCapacity(tokenCount);
+        var c = _config;
+        int d = c.HiddenSize, n = tokenCount;
+        Span<float> hidden = scratch.Hidden.AsSpan(0, n * d);
+        Span<float> normed = scratch.Normed.AsSpan(0, n * d);
+
+        // Attention block.
+        InputNorm.Forward(hidden, n, normed);
+        Project(QueryProj, normed, n, scratch.Query, observer);
+        Project(KeyProj, normed, n, scratch.Key, observer);
+        Project(ValueProj, normed, n, scratch.Value, observer);
+        _rope.Apply(scratch.Query.AsSpan(0, n * c.QueryDim), n, c.HeadCount, startPosition);
+        _rope.Apply(scratch.Key.AsSpan(0, n * c.KvDim), n, c.KvHeadCount, startPosition);
+
+        ReadOnlyMemory<float> keys = scratch.Key, values = scratch.Value;
+        if (cache is not null)
+        {
+            if (startPosition != cache.Length || startPosition + n > cache.Capacity)
+                throw new ArgumentException($"Positions {startPosition}..{startPosition + n} do not continue the cache (length {cache.Length}, capacity {cache.Capacity}).");
+            scratch.Key.AsSpan(0, n * c.KvDim).CopyTo(cache.Keys(Index)[(startPosition * c.KvDim)..]);
+            scratch.Value.AsSpan(0, n * c.KvDim).CopyTo(cache.Values(Index)[(startPosition * c.KvDim)..]);
+            keys = cache.KeysMemory(Index);
+            values = cache.ValuesMemory(Index);
+        }
+        CausalAttention.Forward(scratch.Query, keys, values, n, startPosition, c.HeadCount, c.KvHeadCount, c.HeadDim,
+            c.SlidingWindow, scratch.Attention);
+        Project(OutputProj, scratch.Attention, n, scratch.Projected, observer);
+        TensorPrimitives.Add(hidden, scratch.Projected.AsSpan(0, n * d), hidden);
+
+        // MLP block.
+        PostAttentionNorm.Forward(hidden, n, normed);
+        Project(GateProj, normed, n, scratch.Gate, observer);
+        Project(UpProj, normed, n, scratch.Up, observer);
+        Span<float> gate = scratch.Gate.AsSpan(0, n * c.IntermediateSize), up = scratch.Up.AsSpan(0, n * c.IntermediateSize);
+        SiluMultiply(gate, up);
+        Project(DownProj, gate, n, scratch.Projected, observer);
+        TensorPrimitives.Add(hidden, scratch.Projected.AsSpan(0, n * d), hidden);
+    }
+
+    private static void Project(LinearLayer layer, ReadOnlySpan<float> input, int n, Span<float> output, LinearInputObserver? observer)
+    {
+        var x = input[..(n * layer.InFeatures)];
+        observer?.Invoke(layer, x, n);
+        layer.Forward(x, n, output);
+    }
+
+    /// <summary>gate ← silu(gate) · up, with silu(x) = x · σ(x).</summary>
+    internal static void SiluMultiply(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        const int Chunk = 4096; // bounded stack scratch, keeps the sigmoid in L1
+        Span<float> sigmoid = stackalloc float[Chunk];
+        for (int i = 0; i < gate.Length; i += Chunk)
+        {
+            int len = Math.Min(Chunk, gate.Length - i);
+            var g = gate.Slice(i, len);
+            var s = sigmoid[..len];
+            TensorPrimitives.Sigmoid(g, s);
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.Multiply(g, up.Slice(i, len), g);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using LlmPress.Models;
+
+namespace LlmPress.Tests.Models;
+
+public class CausalAttentionTests
+{
+    /// <summary>Direct definition, in double: out = softmax(q·kᵀ/√d masked to visible keys) · v.</summary>
+    private static float[] Reference(float[] q, float[] k, float[] v, int tokens, int start, int heads, int kvHeads, int headDim, int? window)
+    {
+        var output = new float[tokens * heads * headDim];
+        int qs = heads * headDim, ks = kvHeads * headDim;
+        for (int t = 0; t < tokens; t++)
+        for (int h = 0; h < heads; h++)
+        {
+            int g = h / (heads / kvHeads), pos = start + t;
+            int lo = window is { } w ? Math.Max(0, pos - w + 1) : 0;
+            var scores = new double[pos + 1];
+            double max = double.NegativeInfinity;
+            for (int j = lo; j <= pos; j++)
+            {
+                double s = 0;
+                for (int e = 0; e < headDim; e++) s += (double)q[t * qs + h * headDim + e] * k[j * ks + g * headDim + e];
+                scores[j] = s / Math.Sqrt(headDim);
+                max = Math.Max(max, scores[j]);
+            }
+            double sum = 0;
+            for (int j = lo; j <= pos; j++) sum += scores[j] = Math.Exp(scores[j] - max);
+            for (int e = 0; e < headDim; e++)
+            {
+                double acc = 0;
+                for (int j = lo; j <= pos; j++) acc += scores[j] / sum * v[j * ks + g * headDim + e];
+                output[t * qs + h * headDim + e] = (float)acc;
+            }
+        }
+        return output;
+    }
+
+    [Theory]
+    [InlineData(1, 0, 4, 2, 8, null)]
+    [InlineData(7, 0, 4, 4, 16, null)]
+    [InlineData(130, 0, 6, 2, 16, null)]   // crosses query blocks of 64
+    [InlineData(3, 61, 4, 1, 8, null)]     // continues a cache
+    [InlineData(100, 0, 2, 1, 8, 17)]      // sliding window
+    [InlineData(5, 40, 2, 2, 8, 9)]
+    public void MatchesDirectDefinition(int tokens, int start, int heads, int kvHeads, int headDim, int? window)
+    {
+        var rng = new Random(tokens * 31 + start);
+        float[] Rand(int n) { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 4 - 2); return a; }
+        int total = start + tokens;
+        var q = Rand(tokens * heads * headDim);
+        var k = Rand(total * kvHeads * headDim);
+        var v = Rand(total * kvHeads * headDim);
+        var expected = Reference(q, k, v, tokens, start, heads, kvHeads, headDim, window);
+        var actual = new float[expected.Length];
+        CausalAttention.Forward(q, k, v, tokens, start, heads, kvHeads, headDim, window, actual);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"[{i}] expected {expected[i]}, got {actual[i]}");
+    }
+}
