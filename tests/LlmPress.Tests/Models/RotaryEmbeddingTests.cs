@@ -9,23 +9,23 @@ public class RotaryEmbeddingTests
     {
         // Llama 3.1 rule: wavelength λ = 2π/f. λ < orig/high → f; λ > orig/low → f/factor;
         // otherwise (1−s)·f/factor + s·f with s = (orig/λ − low)/(high − low).
-        var scaling = new RopeScaling(RopeScalingType.Llama3, Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 16);
+        var scaling = new RopeScaling(RopeScalingType.Llama3, Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 64);
         var scaled = RotaryEmbedding.InverseFrequencies(16, 500000, scaling);
         var plain = RotaryEmbedding.InverseFrequencies(16, 500000, RopeScaling.NoScaling);
         bool sawKept = false, sawScaled = false, sawBlend = false;
         for (int i = 0; i < plain.Length; i++)
         {
             double wavelen = 2 * Math.PI / plain[i];
-            if (wavelen < 16 / 4.0) { Assert.Equal(plain[i], scaled[i]); sawKept = true; }
-            else if (wavelen > 16 / 1.0) { Assert.Equal(plain[i] / 8, scaled[i], 15); sawScaled = true; }
+            if (wavelen < 64 / 4.0) { Assert.Equal(plain[i], scaled[i]); sawKept = true; }
+            else if (wavelen > 64 / 1.0) { Assert.Equal(plain[i] / 8, scaled[i], 15); sawScaled = true; }
             else
             {
-                double s = (16 / wavelen - 1) / (4 - 1);
+                double s = (64 / wavelen - 1) / (4 - 1);
                 Assert.Equal((1 - s) * plain[i] / 8 + s * plain[i], scaled[i], 15);
                 sawBlend = true;
             }
         }
-        Assert.True(sawKept && sawScaled && sawBlend, "head_dim 16 with θ = 5e5 should cover all three bands");
+        Assert.True(sawKept && sawScaled && sawBlend, "head_dim 16, θ = 5e5, original context 64 covers all three bands");
     }
 
     [Fact]
