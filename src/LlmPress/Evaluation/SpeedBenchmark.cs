@@ -7,29 +7,22 @@ namespace LlmPress.Evaluation;
 public static class SpeedBenchmark
 {
     /// <summary>
-    /// Prefill tokens/s for one window of <paramref name="windowLength"/> random tokens: all layers plus logits for
-    /// every position (what perplexity evaluation needs). Best of <paramref name="repeats"/> after one warm-up.
+    /// Prefill tokens/s for one window of <paramref name="windowLength"/> random tokens: all layers plus the LM head and
+    /// log-likelihood for every position (what perplexity evaluation does). Best of <paramref name="repeats"/> after one warm-up.
     /// </summary>
     public static double MeasurePrefill(LlamaModel model, int windowLength, int repeats = 2, bool withLogits = true)
     {
         var rng = new Random(7);
         var tokens = new int[windowLength];
         for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.Next(model.Config.VocabSize);
+        var scorer = new WindowScorer(model);
         var scratch = new ForwardScratch(model.Config);
-        const int LogitRows = 128;
-        var logits = new float[LogitRows * model.Config.VocabSize];
-        int d = model.Config.HiddenSize;
         double best = double.MaxValue;
         for (int r = 0; r <= repeats; r++)
         {
             var clock = Stopwatch.StartNew();
-            var normed = model.ForwardHidden(tokens, scratch);
-            if (withLogits)
-                for (int t = 0; t < windowLength; t += LogitRows)
-                {
-                    int rows = Math.Min(LogitRows, windowLength - t);
-                    model.ComputeLogits(normed.Slice(t * d, rows * d), rows, logits);
-                }
+            if (withLogits) scorer.ScoreWindow(tokens, 0);
+            else model.ForwardHidden(tokens, scratch);
             double s = clock.Elapsed.TotalSeconds;
             if (r > 0) best = Math.Min(best, s); // r = 0 warms up the JIT and caches
         }

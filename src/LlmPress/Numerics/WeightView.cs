@@ -37,6 +37,15 @@ public readonly struct WeightView
         return new WeightView(DType.F32, rows, cols, bytes);
     }
 
+    /// <summary>Rows [start, start + count) as a view of the same storage.</summary>
+    public WeightView SliceRows(int start, int count)
+    {
+        if ((uint)start > (uint)Rows || (uint)count > (uint)(Rows - start))
+            throw new ArgumentOutOfRangeException(nameof(count), $"Rows [{start}, {start + count}) are outside [0, {Rows}).");
+        int rowBytes = Cols * DTypeInfo.SizeOf(Type);
+        return new WeightView(Type, count, Cols, Data.Slice(start * rowBytes, count * rowBytes));
+    }
+
     /// <summary>Copies row <paramref name="row"/> into <paramref name="destination"/> as FP32 ([Cols]).</summary>
     public void ReadRow(int row, Span<float> destination)
     {

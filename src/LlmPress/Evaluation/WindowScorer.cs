@@ -1,0 +1,83 @@
+using System.Numerics.Tensors;
+using LlmPress.Models;
+using LlmPress.Numerics;
+
+namespace LlmPress.Evaluation;
+
+/// <summary>
+/// Runs one window through a model and sums the negative log-likelihood of its next-token predictions.
+/// The LM head is applied in vocabulary slices across all rows at once, with an online log-sum-exp per row:
+/// each slice of the head weight is packed once per window (not once per row block), and memory stays at
+/// rows × slice floats instead of rows × vocab.
+/// </summary>
+public sealed class WindowScorer(LlamaModel model)
+{
+    /// <summary>Vocabulary columns per slice: [2048 rows, 2048] logits = 16 MB.</summary>
+    private const int VocabSlice = 2048;
+
+    private readonly ForwardScratch _scratch = new(model.Config);
+    private float[] _logits = [];      // [rows, VocabSlice]
+    private double[] _rowMax = [];     // running max per row
+    private double[] _rowSum = [];     // running Σ exp(x − max) per row
+    private float[] _targetLogit = []; // logit of the true next token per row
+
+    /// <summary>
+    /// Scores predictions of rows [firstRow, window.Length − 1): row t's logits predict window[t + 1].
+    /// Returns Σ −log p(window[t + 1] | window[..t]).
+    /// </summary>
+    public double ScoreWindow(ReadOnlySpan<int> window, int firstRow)
+    {
+        int d = model.Config.HiddenSize, vocab = model.Config.VocabSize;
+        int rows = window.Length - 1 - firstRow;
+        if (rows <= 0) return 0;
+        var normed = model.ForwardHidden(window, _scratch)[(firstRow * d)..((firstRow + rows) * d)];
+        EnsureCapacity(rows);
+        Array.Fill(_rowMax, double.NegativeInfinity, 0, rows);
+        Array.Clear(_rowSum, 0, rows);
+
+        var head = model.LmHead;
+        for (int v0 = 0; v0 < vocab; v0 += VocabSlice)
+        {
+            int width = Math.Min(VocabSlice, vocab - v0);
+            var logits = _logits.AsSpan(0, rows * width);
+            Gemm.MultiplyByWeight(normed, rows, head.Weight.SliceRows(v0, width), logits);
+            if (head.Bias is { } bias)
+                for (int r = 0; r < rows; r++)
+                    TensorPrimitives.Add(logits.Slice(r * width, width), bias.AsSpan(v0, width), logits.Slice(r * width, width));
+            for (int r = 0; r < rows; r++)
+            {
+                var row = logits.Slice(r * width, width);
+                int target = window[firstRow + r + 1] - v0;
+                if ((uint)target < (uint)width) _targetLogit[r] = row[target];
+                AccumulateLogSumExp(row, ref _rowMax[r], ref _rowSum[r]);
+            }
+        }
+        double nll = 0;
+        for (int r = 0; r < rows; r++)
+            nll += _rowMax[r] + Math.Log(_rowSum[r]) - _targetLogit[r];
+        return nll;
+    }
+
+    /// <summary>Folds a slice into a running (max, Σ exp(x − max)) pair, rescaling the sum when the max grows.</summary>
+    private static void AccumulateLogSumExp(Span<float> slice, ref double max, ref double sum)
+    {
+        float sliceMax = TensorPrimitives.Max(slice);
+        if (sliceMax > max)
+        {
+            sum *= Math.Exp(max - sliceMax);
+            max = sliceMax;
+        }
+        TensorPrimitives.Subtract(slice, (float)max, slice);
+        TensorPrimitives.Exp(slice, slice);
+        sum += TensorPrimitives.Sum(slice);
+    }
+
+    private void EnsureCapacity(int rows)
+    {
+        if (_rowMax.Length >= rows) return;
+        _logits = new float[rows * Math.Min(VocabSlice, model.Config.VocabSize)];
+        _rowMax = new double[rows];
+        _rowSum = new double[rows];
+        _targetLogit = new float[rows];
+    }
+}
