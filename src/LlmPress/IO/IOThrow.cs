@@ -62,7 +62,7 @@ internal static class IOThrow
     [DoesNotReturn]
     public static void InvalidDataException_HeaderNotJson(string path, long headerLength, Exception error) =>
         throw new InvalidDataException(
-            $"{path}: header (bytes 8..{8 + headerLength}) is not valid JSON{DescribeJsonError(error)}; the file is corrupt.", error);
+            $"{path}: header (bytes 8..{8 + headerLength}) is not valid JSON{DescribeJsonError(error, baseOffset: 8)}; the file is corrupt.", error);
 
     [DoesNotReturn]
     public static void InvalidDataException_HeaderNotObject(string path, JsonValueKind kind) =>
@@ -242,10 +242,16 @@ internal static class IOThrow
         _ => "value",
     };
 
-    private static string DescribeJsonError(Exception error) =>
-        error is JsonException { BytePositionInLine: long position, LineNumber: long line }
-            ? $" (line {line + 1}, byte {position + 1} of the line)"
-            : "";
+    /// <summary>Where the JSON went wrong: an absolute file offset when the text is one line (safetensors headers are).</summary>
+    private static string DescribeJsonError(Exception error, long? baseOffset = null) => error switch
+    {
+        JsonException { LineNumber: 0, BytePositionInLine: long position } when baseOffset is long start =>
+            $" (error at absolute byte {start + position})",
+        JsonException { LineNumber: long line, BytePositionInLine: long position } =>
+            $" (error at line {line + 1}, byte {position + 1} of the line)",
+        InvalidOperationException => " (a string in it cannot be decoded, e.g. a lone UTF-16 surrogate escape)",
+        _ => "",
+    };
 
     private static string Abbreviate(string text) => text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 77), "...");
 }
