@@ -266,6 +266,22 @@ public sealed class SafeTensorsValidationTests : IDisposable
         }
     }
 
+    [Fact]
+    public void NamesWithControlCharactersStayOnOneLine()
+    {
+        var error = Reject(Build("{" + Entry("evil\\nname", "U8", "[4]", 0, 5) + "}", 5), "tensor 'evil\\u000aname'");
+        Assert.Contains("hold 5 bytes but U8 [4] needs 4", error.Message);
+        Reject(Build("{\"w\":{\"dtype\":\"U8\",\"shape\":[\n-1],\"data_offsets\":[0,1]}}", 1), "shape [\\u000a-1]");
+    }
+
+    [Fact]
+    public void VeryLongNamesAreCutInMessages()
+    {
+        string name = new('n', 5000);
+        var error = Reject(Build("{" + Entry(name, "U8", "[4]", 0, 5) + "}", 5), "... (5000 characters)");
+        Assert.True(error.Message.Length < 600, error.Message);
+    }
+
     // ---- files that are fine ----
 
     [Fact]
