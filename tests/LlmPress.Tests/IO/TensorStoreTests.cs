@@ -104,6 +104,15 @@ public sealed class TensorStoreTests : IDisposable
     }
 
     [Fact]
+    public void WriteShardedCreatesTheDirectory()
+    {
+        string directory = System.IO.Path.Combine(_temp.Path, "out", "model");
+        SafeTensorsWriter.WriteSharded(directory, [Floats("w", [2], i => i)], maxShardBytes: 1024);
+        using var store = TensorStore.Open(directory);
+        Assert.Equal([0f, 1], store.ReadFloats("w", 2));
+    }
+
+    [Fact]
     public void SingleFileWinsOverAnIndexAsInTransformers()
     {
         File.WriteAllText(_temp.File("model.safetensors.index.json"), "not even json");
