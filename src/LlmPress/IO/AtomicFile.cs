@@ -6,6 +6,8 @@ namespace LlmPress.IO;
 /// Writes files so that a reader sees either the old file or the complete new one, never a partial file: the content goes
 /// to "&lt;path&gt;.tmp-&lt;random&gt;" in the same directory (so the rename stays on one file system), is flushed to disk,
 /// then renamed over <c>path</c>. If writing fails, the temporary file is deleted and <c>path</c> is untouched.
+/// The directory itself is not fsynced, so after a power cut the rename may be lost (the old file remains), but a
+/// partial file never appears at <c>path</c>.
 /// </summary>
 public static class AtomicFile
 {

@@ -32,7 +32,7 @@ internal static class IOThrow
     [DoesNotReturn]
     public static void NotSupportedException_TensorTooLarge(string path, string name, long byteLength) =>
         throw new NotSupportedException(
-            $"{path}: tensor '{name}' has {byteLength} bytes, more than one Memory<byte> can address ({int.MaxValue}); " +
+            $"{path}: tensor '{Show(name)}' has {byteLength} bytes, more than one Memory<byte> can address ({int.MaxValue}); " +
             "tensors over 2 GiB cannot be viewed whole.");
 
     // ---- the 8-byte prefix and the header ----
@@ -62,7 +62,7 @@ internal static class IOThrow
     [DoesNotReturn]
     public static void InvalidDataException_HeaderNotJson(string path, long headerLength, Exception error) =>
         throw new InvalidDataException(
-            $"{path}: header (bytes 8..{8 + headerLength}) is not valid JSON{DescribeJsonError(error)}; the file is corrupt.", error);
+            $"{path}: header (bytes 8..{8 + headerLength}) is not valid JSON{DescribeJsonError(error, baseOffset: 8)}; the file is corrupt.", error);
 
     [DoesNotReturn]
     public static void InvalidDataException_HeaderNotObject(string path, JsonValueKind kind) =>
@@ -72,7 +72,7 @@ internal static class IOThrow
     [DoesNotReturn]
     public static void InvalidDataException_DuplicateTensor(string path, string name) =>
         throw new InvalidDataException(
-            $"{path}: header lists '{name}' twice; tensor names must be unique, so the file is corrupt.");
+            $"{path}: header lists '{Show(name)}' twice; tensor names must be unique, so the file is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_MetadataNotObject(string path, JsonValueKind kind) =>
@@ -82,81 +82,81 @@ internal static class IOThrow
     [DoesNotReturn]
     public static void InvalidDataException_MetadataValueNotString(string path, string key, JsonValueKind kind) =>
         throw new InvalidDataException(
-            $"{path}: '__metadata__' entry '{key}' is a JSON {Describe(kind)}, expected a string (safetensors metadata is string to string).");
+            $"{path}: '__metadata__' entry '{Show(key)}' is a JSON {Describe(kind)}, expected a string (safetensors metadata is string to string).");
 
     // ---- one tensor's header entry ----
 
     [DoesNotReturn]
     public static void InvalidDataException_EntryNotObject(string path, string name, JsonValueKind kind) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' is a JSON {Describe(kind)} in the header, expected an object with dtype, shape and data_offsets.");
+            $"{path}: tensor '{Show(name)}' is a JSON {Describe(kind)} in the header, expected an object with dtype, shape and data_offsets.");
 
     [DoesNotReturn]
     public static void InvalidDataException_MissingField(string path, string name, string field) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' has no '{field}' in the header; every tensor needs dtype, shape and data_offsets.");
+            $"{path}: tensor '{Show(name)}' has no '{field}' in the header; every tensor needs dtype, shape and data_offsets.");
 
     [DoesNotReturn]
     public static void InvalidDataException_DuplicateField(string path, string name, string field) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' lists '{field}' twice in the header; the file is corrupt.");
+            $"{path}: tensor '{Show(name)}' lists '{field}' twice in the header; the file is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_BadDType(string path, string name, string dtype) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' has dtype '{dtype}', which LlmPress does not support " +
+            $"{path}: tensor '{Show(name)}' has dtype '{Show(dtype)}', which LlmPress does not support " +
             "(expected F32, F16, BF16, F64, I8, U8, I16, U16, I32, U32, I64, U64 or BOOL).");
 
     [DoesNotReturn]
     public static void InvalidDataException_DTypeNotString(string path, string name, JsonValueKind kind) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' dtype is a JSON {Describe(kind)}, expected a string such as \"F32\".");
+            $"{path}: tensor '{Show(name)}' dtype is a JSON {Describe(kind)}, expected a string such as \"F32\".");
 
     [DoesNotReturn]
     public static void InvalidDataException_BadShape(string path, string name, string rawShape) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' shape {Abbreviate(rawShape)} is not an array of non-negative integers; the header is corrupt.");
+            $"{path}: tensor '{Show(name)}' shape {Abbreviate(rawShape)} is not an array of non-negative integers; the header is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_BadOffsets(string path, string name, string rawOffsets) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' data_offsets {Abbreviate(rawOffsets)} is not [begin, end] with non-negative integers; the header is corrupt.");
+            $"{path}: tensor '{Show(name)}' data_offsets {Abbreviate(rawOffsets)} is not [begin, end] with non-negative integers; the header is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_OffsetsReversed(string path, string name, long begin, long end) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' data_offsets [{begin}, {end}] end before they begin; the header is corrupt.");
+            $"{path}: tensor '{Show(name)}' data_offsets [{begin}, {end}] end before they begin; the header is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_SizeOverflow(string path, string name, DType type, ReadOnlySpan<long> shape) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' {DTypeInfo.SafeTensorsName(type)} {TensorInfo.FormatShape(shape)} has more bytes than fit in 64 bits; the header is corrupt.");
+            $"{path}: tensor '{Show(name)}' {DTypeInfo.SafeTensorsName(type)} {TensorInfo.FormatShape(shape)} has more bytes than fit in 64 bits; the header is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_SizeMismatch(string path, string name, DType type, ReadOnlySpan<long> shape,
         long begin, long end, long expectedBytes) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' data_offsets [{begin}, {end}] hold {end - begin} bytes but " +
+            $"{path}: tensor '{Show(name)}' data_offsets [{begin}, {end}] hold {end - begin} bytes but " +
             $"{DTypeInfo.SafeTensorsName(type)} {TensorInfo.FormatShape(shape)} needs {expectedBytes}; the header is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_ExceedsData(string path, string name, long begin, long end, long dataLength) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' data_offsets [{begin}, {end}] exceed the data section ({dataLength} bytes); " +
+            $"{path}: tensor '{Show(name)}' data_offsets [{begin}, {end}] exceed the data section ({dataLength} bytes); " +
             "the file is truncated or corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_Overlap(string path, string name, long begin, long end,
         string previousName, long previousBegin, long previousEnd, long dataStart) =>
         throw new InvalidDataException(
-            $"{path}: tensor '{name}' data_offsets [{begin}, {end}] overlap tensor '{previousName}' [{previousBegin}, {previousEnd}] " +
+            $"{path}: tensor '{Show(name)}' data_offsets [{begin}, {end}] overlap tensor '{Show(previousName)}' [{previousBegin}, {previousEnd}] " +
             $"(absolute byte {dataStart + begin}); the header is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_Gap(string path, string name, long begin, long gapStart, string? previousName, long dataStart) =>
         throw new InvalidDataException(
-            $"{path}: data bytes [{gapStart}, {begin}) (absolute {dataStart + gapStart}) before tensor '{name}' " +
-            $"{(previousName is null ? "at the start of the data section" : $"and after tensor '{previousName}'")} belong to no tensor; " +
+            $"{path}: data bytes [{gapStart}, {begin}) (absolute {dataStart + gapStart}) before tensor '{Show(name)}' " +
+            $"{(previousName is null ? "at the start of the data section" : $"and after tensor '{Show(previousName)}'")} belong to no tensor; " +
             "safetensors requires the tensors to cover the data section without holes, so the header is corrupt.");
 
     [DoesNotReturn]
@@ -168,24 +168,24 @@ internal static class IOThrow
 
     [DoesNotReturn]
     public static void InvalidDataException_TensorNotInFile(string path, string name) =>
-        throw new InvalidDataException($"{path}: tensor '{name}' not found.");
+        throw new InvalidDataException($"{path}: tensor '{Show(name)}' not found.");
 
     // ---- checkpoints (TensorStore) ----
 
     [DoesNotReturn]
     public static void InvalidDataException_TensorNotFound(string fileName, string name, string checkpoint) =>
-        throw new InvalidDataException($"{fileName}: tensor '{name}' not found (checkpoint {checkpoint}).");
+        throw new InvalidDataException($"{fileName}: tensor '{Show(name)}' not found (checkpoint {checkpoint}).");
 
     [DoesNotReturn]
     public static void InvalidDataException_ShapeMismatch(TensorInfo info, string expectedShape, string checkpoint) =>
         throw new InvalidDataException(
-            $"{Path.GetFileName(info.FilePath)}: tensor '{info.Name}' has shape {info.ShapeText} but {expectedShape} was expected " +
+            $"{Path.GetFileName(info.FilePath)}: tensor '{Show(info.Name)}' has shape {info.ShapeText} but {expectedShape} was expected " +
             $"(checkpoint {checkpoint}); the model config does not match the weights.");
 
     [DoesNotReturn]
     public static void InvalidDataException_NotFloat(TensorInfo info, string checkpoint) =>
         throw new InvalidDataException(
-            $"{Path.GetFileName(info.FilePath)}: tensor '{info.Name}' is {DTypeInfo.SafeTensorsName(info.DType)} {info.ShapeText}, " +
+            $"{Path.GetFileName(info.FilePath)}: tensor '{Show(info.Name)}' is {DTypeInfo.SafeTensorsName(info.DType)} {info.ShapeText}, " +
             $"expected F32, F16 or BF16 (checkpoint {checkpoint}); only floating-point weights can be read as floats.");
 
     [DoesNotReturn]
@@ -200,34 +200,34 @@ internal static class IOThrow
     [DoesNotReturn]
     public static void InvalidDataException_IndexEntryNotString(string indexPath, string name, JsonValueKind kind) =>
         throw new InvalidDataException(
-            $"{indexPath}: weight_map entry for tensor '{name}' is a JSON {Describe(kind)}, expected a shard file name.");
+            $"{indexPath}: weight_map entry for tensor '{Show(name)}' is a JSON {Describe(kind)}, expected a shard file name.");
 
     [DoesNotReturn]
     public static void InvalidDataException_IndexDuplicate(string indexPath, string name) =>
-        throw new InvalidDataException($"{indexPath}: weight_map lists tensor '{name}' twice; the shard index is corrupt.");
+        throw new InvalidDataException($"{indexPath}: weight_map lists tensor '{Show(name)}' twice; the shard index is corrupt.");
 
     [DoesNotReturn]
     public static void InvalidDataException_IndexBadShardName(string indexPath, string name, string shard) =>
         throw new InvalidDataException(
-            $"{indexPath}: weight_map maps tensor '{name}' to '{shard}', which is not a file name inside the checkpoint directory.");
+            $"{indexPath}: weight_map maps tensor '{Show(name)}' to '{Show(shard)}', which is not a file name inside the checkpoint directory.");
 
     [DoesNotReturn]
     public static void FileNotFoundException_MissingShard(string indexPath, string shardPath, string name) =>
         throw new FileNotFoundException(
-            $"{indexPath}: shard '{Path.GetFileName(shardPath)}' (holding tensor '{name}') is missing; the checkpoint download is incomplete.",
+            $"{indexPath}: shard '{Path.GetFileName(shardPath)}' (holding tensor '{Show(name)}') is missing; the checkpoint download is incomplete.",
             shardPath);
 
     [DoesNotReturn]
     public static void InvalidDataException_ShardLacksTensor(string indexPath, string name, string shardPath) =>
         throw new InvalidDataException(
-            $"{indexPath}: weight_map maps tensor '{name}' to '{Path.GetFileName(shardPath)}', but that shard has no such tensor; " +
+            $"{indexPath}: weight_map maps tensor '{Show(name)}' to '{Path.GetFileName(shardPath)}', but that shard has no such tensor; " +
             "the index and the shards do not belong together.");
 
     // ---- writing ----
 
     [DoesNotReturn]
     public static void ArgumentException_BadTensorToWrite(string path, string name, string problem) =>
-        throw new ArgumentException($"{path}: cannot write tensor '{name}': {problem}.", "tensors");
+        throw new ArgumentException($"{path}: cannot write tensor '{Show(name)}': {problem}.", "tensors");
 
     // ---- helpers ----
 
@@ -242,10 +242,33 @@ internal static class IOThrow
         _ => "value",
     };
 
-    private static string DescribeJsonError(Exception error) =>
-        error is JsonException { BytePositionInLine: long position, LineNumber: long line }
-            ? $" (line {line + 1}, byte {position + 1} of the line)"
-            : "";
+    /// <summary>Where the JSON went wrong: an absolute file offset when the text is one line (safetensors headers are).</summary>
+    private static string DescribeJsonError(Exception error, long? baseOffset = null) => error switch
+    {
+        JsonException { LineNumber: 0, BytePositionInLine: long position } when baseOffset is long start =>
+            $" (error at absolute byte {start + position})",
+        JsonException { LineNumber: long line, BytePositionInLine: long position } =>
+            $" (error at line {line + 1}, byte {position + 1} of the line)",
+        InvalidOperationException => " (a string in it cannot be decoded, e.g. a lone UTF-16 surrogate escape)",
+        _ => "",
+    };
 
-    private static string Abbreviate(string text) => text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 77), "...");
+    /// <summary>
+    /// A name from a file as it may appear in a one-line message: control characters escaped (a corrupt header can hold
+    /// "\n" in a tensor name) and very long names cut.
+    /// </summary>
+    private static string Show(string text, int maxLength = 200)
+    {
+        if (text.Length <= maxLength && !text.AsSpan().ContainsAnyInRange('\0', '\x1f')) return text;
+        var shown = new System.Text.StringBuilder();
+        foreach (char c in text.Length <= maxLength ? text : text[..maxLength])
+        {
+            if (c < ' ') shown.Append($"\\u{(int)c:x4}");
+            else shown.Append(c);
+        }
+        if (text.Length > maxLength) shown.Append($"... ({text.Length} characters)");
+        return shown.ToString();
+    }
+
+    private static string Abbreviate(string rawJson) => Show(rawJson, maxLength: 80);
 }

@@ -52,6 +52,7 @@ public static partial class SafeTensorsWriter
     /// model.safetensors is written instead and no index. Each file is atomic; the checkpoint as a whole is not, but the
     /// index is written last. Leftovers of an earlier save (model.safetensors, the index, or model-*-of-*.safetensors
     /// shards not written now) are deleted afterwards, so <see cref="TensorStore.Open"/> sees only the new checkpoint.
+    /// The directory is created if needed.
     /// </summary>
     /// <returns>The paths written, shards first and the index last.</returns>
     public static IReadOnlyList<string> WriteSharded(string directory, IReadOnlyList<TensorToWrite> tensors, long maxShardBytes,
@@ -62,6 +63,7 @@ public static partial class SafeTensorsWriter
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
         string fullDirectory = Path.GetFullPath(directory);
         Validate(Path.Combine(fullDirectory, SafeTensorsIndex.FileName), tensors);
+        Directory.CreateDirectory(fullDirectory);
 
         var shards = new List<List<TensorToWrite>>();
         long shardBytes = 0, totalBytes = 0;
