@@ -1,1 +1,23 @@
+using LlmPress.Numerics;
+
+// Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|all] [seconds]
+string what = args.Length > 0 ? args[0] : "quick";
+double secs = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2;
+var t = TimeSpan.FromSeconds(secs);
+
+if (what is "sgemm" or "all" or "quick")
+{
+    Console.WriteLine($"sgemm 2048^3 1T: {KernelBenchmark.MeasureSgemmGflops(2048, 1, t):F1} GFLOP/s");
+    if (what != "quick") Console.WriteLine($"sgemm 4096^3 2T: {KernelBenchmark.MeasureSgemmGflops(4096, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"sgemm attn 256x2048x64 B^T 1T: {KernelBenchmark.MeasureSgemmGflops(256, 2048, 64, false, true, 1, t):F1} GFLOP/s");
+    Console.WriteLine($"sgemm attn 256x64x2048 1T: {KernelBenchmark.MeasureSgemmGflops(256, 64, 2048, false, false, 1, t):F1} GFLOP/s");
+}
+if (what is "weight" or "all")
+{
+    Console.WriteLine($"weight bf16 m2048 n1536 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGflops(2048, 1536, 576, DType.BF16, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"weight bf16 m2048 n576 k1536 2T: {KernelBenchmark.MeasureMultiplyByWeightGflops(2048, 576, 1536, DType.BF16, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"weight bf16 m1 n1536 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 1536, 576, DType.BF16, 2, t):F1} GB/s");
+    Console.WriteLine($"weight bf16 m1 n49152 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 2, t):F1} GB/s");
+    Console.WriteLine($"weight bf16 m1 n49152 k576 1T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 1, t):F1} GB/s");
+}
 return 0;

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+
+namespace LlmPress.Numerics;
+
+/// <summary>
+/// Self-timed throughput measurements of the numeric kernels, for the CLI's <c>bench</c> verb and the bench project.
+/// Each call warms up once, then repeats until <c>minTime</c> has passed (at least 3 runs) and reports the best run,
+/// which is the least disturbed by other processes. Threads are capped through <see cref="Parallelism.MaxThreads"/>
+/// for the duration and restored afterwards (so do not run two measurements at once).
+/// </summary>
+public static class KernelBenchmark
+{
+    /// <summary>GFLOP/s (2·n³ flops) of an n×n×n <see cref="Gemm.Sgemm"/> with no transposes.</summary>
+    public static double MeasureSgemmGflops(int n, int threads, TimeSpan minTime)
+        => MeasureSgemmGflops(n, n, n, transposeA: false, transposeB: false, threads, minTime);
+
+    /// <summary>GFLOP/s (2·m·n·k flops) of <see cref="Gemm.Sgemm"/> on random data; threads = 1 uses parallel: false.</summary>
+    public static double MeasureSgemmGflops(int m, int n, int k, bool transposeA, bool transposeB, int threads, TimeSpan minTime)
+    {
+        var rng = new Random(1);
+        var a = Random(rng, (long)m * k);
+        var b = Random(rng, (long)k * n);
+        var c = new float[(long)m * n];
+        int lda = transposeA ? m : k, ldb = transposeB ? k : n;
+        double seconds = Best(threads, minTime, () => Gemm.Sgemm(transposeA, transposeB, m, n, k, 1f, a, lda, b, ldb, 0f, c, n, threads > 1));
+        return 2.0 * m * n * k / seconds / 1e9;
+    }
+
+    /// <summary>GFLOP/s (2·m·n·k) of <see cref="Gemm.MultiplyByWeight"/> with a [n, k] weight of <paramref name="type"/>.</summary>
+    public static double MeasureMultiplyByWeightGflops(int m, int n, int k, DType type, int threads, TimeSpan minTime)
+    {
+        var (seconds, _) = MeasureMultiplyByWeight(m, n, k, type, threads, minTime);
+        return 2.0 * m * n * k / seconds / 1e9;
+    }
+
+    /// <summary>Weight bytes streamed per second (GB/s) by <see cref="Gemm.MultiplyByWeight"/>; meant for decode (m = 1).</summary>
+    public static double MeasureMultiplyByWeightGBps(int m, int n, int k, DType type, int threads, TimeSpan minTime)
+    {
+        var (seconds, bytes) = MeasureMultiplyByWeight(m, n, k, type, threads, minTime);
+        return bytes / seconds / 1e9;
+    }
+
+    private static (double Seconds, long Bytes) MeasureMultiplyByWeight(int m, int n, int k, DType type, int threads, TimeSpan minTime)
+    {
+        var rng = new Random(2);
+        var a = Random(rng, (long)m * k);
+        var wf = Random(rng, (long)n * k);
+        int size = DTypeInfo.SizeOf(type);
+        var bytes = new byte[(long)n * k * size];
+        for (long i = 0; i < wf.Length; i++)
+        {
+            switch (type)
+            {
+                case DType.F32: BitConverter.TryWriteBytes(bytes.AsSpan((int)(i * 4)), wf[i]); break;
+                case DType.F16: BitConverter.TryWriteBytes(bytes.AsSpan((int)(i * 2)), (Half)wf[i]); break;
+                default: BitConverter.TryWriteBytes(bytes.AsSpan((int)(i * 2)), FloatConversion.SingleToBFloat16(wf[i])); break;
+            }
+        }
+        var w = new WeightView(type, n, k, bytes);
+        var c = new float[(long)m * n];
+        double seconds = Best(threads, minTime, () => Gemm.MultiplyByWeight(a, m, w, c, accumulate: false, parallel: threads > 1));
+        return (seconds, bytes.LongLength);
+    }
+
+    internal static float[] Random(Random rng, long count)
+    {
+        var x = new float[count];
+        for (long i = 0; i < count; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    /// <summary>Best wall time in seconds of <paramref name="body"/> with the thread cap set to <paramref name="threads"/>.</summary>
+    internal static double Best(int threads, TimeSpan minTime, Action body)
+    {
+        int saved = Parallelism.MaxThreads;
+        Parallelism.MaxThreads = Math.Max(1, threads);
+        try
+        {
+            body();
+            double best = double.MaxValue;
+            var total = Stopwatch.StartNew();
+            for (int run = 0; run < 3 || total.Elapsed < minTime; run++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                body();
+                best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+            }
+            return best;
+        }
+        finally
+        {
+            Parallelism.MaxThreads = saved;
+        }
+    }
+}

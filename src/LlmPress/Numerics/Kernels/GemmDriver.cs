@@ -1,0 +1,185 @@
+using System.Runtime.CompilerServices;
+
+namespace LlmPress.Numerics.Kernels;
+
+/// <summary>
+/// Goto/BLIS-style blocked GEMM: c[m, n] = alpha · A(m, k) · B(k, n) + beta · c.
+/// Loops: jc over NC-column panels → pc over KC-deep slices (pack the B panel once, shared by all threads) →
+/// units of (MC-row block of A, run of NR-slivers of the panel) in parallel → jr over slivers → ir over MR-row slivers.
+/// Each element's K sum is owned by one thread and runs in the same order (pc slices in order, p in order within
+/// a slice) whatever the thread count, so results are bit-identical for any <see cref="Parallelism.MaxThreads"/>.
+/// Edge tiles are computed into a full-size temporary and copied, so there is no masked tail code.
+/// </summary>
+internal static unsafe class GemmDriver
+{
+    /// <summary>Depth of a packed slice. 256 keeps a [6, 256] A sliver in L1 and C load/store at ~1% of a tile's work.</summary>
+    public const int KC = 256;
+    /// <summary>Rows of A packed per block ([MC, KC] = 144 KiB, L2-resident).</summary>
+    public const int MC = 144;
+    /// <summary>Columns of the shared B panel ([KC, NC] = 4 MiB, L3-resident).</summary>
+    public const int NC = 4096;
+
+    private struct Plan
+    {
+        public int M, N, K;
+        public float Alpha, Beta;
+        public MatrixSource A, B;
+        public float* C;
+        public nint Ldc;
+        public int Mr, Nr;
+        public delegate*<nint, float*, float*, float*, nint, float, float, void> Kernel;
+        // Current step
+        public int Jc, Nc, Pc, Kc;
+        public float StepBeta;
+        public float* PackedB;
+        public int Slivers, ChunksPerBlock, Units;
+    }
+
+    private sealed class ParallelStep
+    {
+        public Plan Plan;
+        public readonly Action<int> RunUnit;
+        public readonly Action<int> PackChunk;
+        public int PackChunks;
+
+        public ParallelStep()
+        {
+            RunUnit = u => GemmDriver.RunUnit(ref Plan, u);
+            PackChunk = t => GemmDriver.PackBChunk(ref Plan, t, PackChunks);
+        }
+    }
+
+    /// <summary>Runs the product; the caller has validated shapes. c: [m, ldc].</summary>
+    public static void Run(int m, int n, int k, float alpha, in MatrixSource a, in MatrixSource b, float beta,
+        float* c, nint ldc, bool parallel)
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0 || alpha == 0)
+        {
+            ScaleC(m, n, beta, c, ldc);
+            return;
+        }
+
+        var plan = new Plan { M = m, N = n, K = k, Alpha = alpha, Beta = beta, A = a, B = b, C = c, Ldc = ldc };
+        switch (KernelDispatch.Level)
+        {
+            case KernelLevel.Avx512:
+                plan.Mr = MicroKernels.Mr512; plan.Nr = MicroKernels.Nr512; plan.Kernel = &MicroKernels.Avx512Kernel6x64;
+                break;
+            case KernelLevel.Avx2:
+                plan.Mr = MicroKernels.Mr256; plan.Nr = MicroKernels.Nr256; plan.Kernel = &MicroKernels.Avx2Kernel6x16;
+                break;
+            default:
+                plan.Mr = MicroKernels.MrScalar; plan.Nr = MicroKernels.NrScalar; plan.Kernel = &MicroKernels.ScalarKernel6x16;
+                break;
+        }
+
+        // Threads only pay off with enough work per step (~ a few hundred microseconds).
+        long work = (long)m * n * k;
+        int threads = parallel && work >= 1L << 21 ? Math.Max(1, Parallelism.MaxThreads) : 1;
+        ParallelStep? step = threads > 1 ? new ParallelStep() : null;
+        var options = threads > 1 ? new ParallelOptions { MaxDegreeOfParallelism = threads } : null;
+        int mBlocks = (m + MC - 1) / MC;
+
+        for (int jc = 0; jc < n; jc += NC)
+        {
+            int nc = Math.Min(NC, n - jc);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                plan.Jc = jc; plan.Nc = nc; plan.Pc = pc; plan.Kc = kc;
+                plan.StepBeta = pc == 0 ? beta : 1f;
+                plan.Slivers = (nc + plan.Nr - 1) / plan.Nr;
+                plan.PackedB = ScratchBuffer.Get(ScratchBuffer.PackedB, (long)plan.Slivers * plan.Nr * kc);
+                // Enough units for dynamic balance (≥ 4 per thread) without re-packing A for tiny slivers runs.
+                plan.ChunksPerBlock = threads > 1 ? Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, plan.Slivers) : 1;
+                plan.Units = mBlocks * plan.ChunksPerBlock;
+
+                if (step is null)
+                {
+                    PackBChunk(ref plan, 0, 1);
+                    for (int u = 0; u < plan.Units; u++) RunUnit(ref plan, u);
+                }
+                else
+                {
+                    step.Plan = plan;
+                    step.PackChunks = Math.Min(threads, plan.Slivers);
+                    if (step.PackChunks > 1 && (long)nc * kc >= 1 << 16)
+                        Parallel.For(0, step.PackChunks, options!, step.PackChunk);
+                    else
+                        PackBChunk(ref step.Plan, 0, 1);
+                    Parallel.For(0, plan.Units, options!, step.RunUnit);
+                }
+            }
+        }
+    }
+
+    private static void PackBChunk(ref Plan plan, int chunk, int chunks)
+    {
+        int s0 = (int)((long)plan.Slivers * chunk / chunks), s1 = (int)((long)plan.Slivers * (chunk + 1) / chunks);
+        if (s0 >= s1) return;
+        int o0 = s0 * plan.Nr;
+        int count = Math.Min(plan.Nc, s1 * plan.Nr) - o0;
+        plan.B.Pack(plan.Jc + o0, count, plan.Pc, plan.Kc, plan.Nr, plan.PackedB + (nint)s0 * plan.Kc * plan.Nr);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunUnit(ref Plan plan, int unit)
+    {
+        int block = unit / plan.ChunksPerBlock, chunk = unit % plan.ChunksPerBlock;
+        int ic = block * MC, mc = Math.Min(MC, plan.M - ic);
+        int s0 = (int)((long)plan.Slivers * chunk / plan.ChunksPerBlock);
+        int s1 = (int)((long)plan.Slivers * (chunk + 1) / plan.ChunksPerBlock);
+        int mr = plan.Mr, nr = plan.Nr, kc = plan.Kc;
+        int rowSlivers = (mc + mr - 1) / mr;
+
+        float* packedA = ScratchBuffer.Get(ScratchBuffer.PackedA, (long)rowSlivers * mr * kc);
+        plan.A.Pack(ic, mc, plan.Pc, kc, mr, packedA);
+
+        var kernel = plan.Kernel;
+        float alpha = plan.Alpha, beta = plan.StepBeta;
+        nint ldc = plan.Ldc;
+        for (int s = s0; s < s1; s++)
+        {
+            int j = s * nr;
+            int cols = Math.Min(nr, plan.Nc - j);
+            float* bSliver = plan.PackedB + (nint)s * kc * nr;
+            float* cCol = plan.C + plan.Jc + j;
+            for (int r = 0; r < rowSlivers; r++)
+            {
+                int i = r * mr;
+                int rows = Math.Min(mr, mc - i);
+                float* aSliver = packedA + (nint)r * kc * mr;
+                float* cTile = cCol + (nint)(ic + i) * ldc;
+                if (rows == mr && cols == nr)
+                    kernel(kc, aSliver, bSliver, cTile, ldc, alpha, beta);
+                else
+                    EdgeTile(kernel, kc, aSliver, bSliver, cTile, ldc, rows, cols, mr, nr, alpha, beta);
+            }
+        }
+    }
+
+    private static void EdgeTile(delegate*<nint, float*, float*, float*, nint, float, float, void> kernel, int kc,
+        float* a, float* b, float* c, nint ldc, int rows, int cols, int mr, int nr, float alpha, float beta)
+    {
+        float* tile = ScratchBuffer.Get(ScratchBuffer.Small, mr * nr);
+        if (beta != 0)
+            for (int i = 0; i < rows; i++)
+                new ReadOnlySpan<float>(c + i * ldc, cols).CopyTo(new Span<float>(tile + i * nr, cols));
+        kernel(kc, a, b, tile, nr, alpha, beta);
+        for (int i = 0; i < rows; i++)
+            new ReadOnlySpan<float>(tile + i * nr, cols).CopyTo(new Span<float>(c + i * ldc, cols));
+    }
+
+    /// <summary>c = beta · c, with beta = 0 writing zeros (never reading c).</summary>
+    private static void ScaleC(int m, int n, float beta, float* c, nint ldc)
+    {
+        if (beta == 1) return;
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + i * ldc, n);
+            if (beta == 0) row.Clear();
+            else System.Numerics.Tensors.TensorPrimitives.Multiply(row, beta, row);
+        }
+    }
+}
