@@ -1,0 +1,490 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+
+namespace LlmPress.Tokenization;
+
+/// <summary>
+/// Reads a Hugging Face tokenizer.json (model type BPE) into a <see cref="TokenizerDefinition"/>. Every problem is an
+/// <see cref="InvalidDataException"/> naming the file and the JSON field.
+/// </summary>
+internal static class TokenizerJsonReader
+{
+    private const char Metaspace = '\u2581';
+
+    private static readonly JsonDocumentOptions s_options = new() { MaxDepth = 256 };
+
+    /// <summary>Parses a JSON file, turning syntax errors into <see cref="InvalidDataException"/>.</summary>
+    public static JsonDocument ParseFile(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        try
+        {
+            return JsonDocument.Parse(bytes, s_options);
+        }
+        catch (JsonException e)
+        {
+            TokenizerThrow.InvalidJson(path, e);
+            return null;
+        }
+    }
+
+    public static TokenizerDefinition Read(string path)
+    {
+        using JsonDocument document = ParseFile(path);
+        JsonElement root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+            TokenizerThrow.InvalidData(path, $"the top level is a JSON {root.ValueKind}, expected an object");
+        if (!root.TryGetProperty("model", out JsonElement modelElement) || modelElement.ValueKind != JsonValueKind.Object)
+            TokenizerThrow.MissingField(path, "model", "an object");
+
+        var reader = new Reader(path);
+        (BpeModel model, bool respectsMetaspace) = reader.ReadModel(modelElement);
+        List<AddedToken> added = reader.ReadAddedTokens(root);
+        return new TokenizerDefinition
+        {
+            Model = model,
+            AddedTokens = added,
+            Normalizer = reader.ReadNormalizer(Optional(root, "normalizer"), "normalizer"),
+            PreTokenizer = reader.ReadPreTokenizer(Optional(root, "pre_tokenizer"), "pre_tokenizer"),
+            Decoder = reader.ReadDecoder(Optional(root, "decoder"), "decoder"),
+            Template = reader.ReadPostProcessor(Optional(root, "post_processor"), "post_processor", model, added),
+            MergesRespectMetaspace = respectsMetaspace,
+        };
+    }
+
+    private static JsonElement? Optional(JsonElement parent, string name) =>
+        parent.TryGetProperty(name, out JsonElement value) && value.ValueKind != JsonValueKind.Null ? value : null;
+
+    private readonly struct Reader(string path)
+    {
+        public (BpeModel Model, bool RespectsMetaspace) ReadModel(JsonElement model)
+        {
+            string? type = OptionalString(model, "type", "model");
+            // Very old files omit the tag; tokenizers then recognises BPE by its merges.
+            if (type is null && !model.TryGetProperty("merges", out _))
+                TokenizerThrow.MissingField(path, "model.type", "a string");
+            if (type is not null && type != "BPE")
+                TokenizerThrow.Unsupported(path, "model.type", type, "BPE");
+
+            // model.dropout is ignored: BPE-dropout is a training-time regulariser, and a tokenizer used for
+            // inference and evaluation should be deterministic.
+            var options = new BpeOptions
+            {
+                UnkToken = OptionalString(model, "unk_token", "model"),
+                FuseUnk = OptionalBool(model, "fuse_unk", "model", false),
+                ByteFallback = OptionalBool(model, "byte_fallback", "model", false),
+                IgnoreMerges = OptionalBool(model, "ignore_merges", "model", false),
+                ContinuingSubwordPrefix = OptionalString(model, "continuing_subword_prefix", "model"),
+                EndOfWordSuffix = OptionalString(model, "end_of_word_suffix", "model"),
+            };
+
+            if (!model.TryGetProperty("vocab", out JsonElement vocabElement) || vocabElement.ValueKind != JsonValueKind.Object)
+                TokenizerThrow.MissingField(path, "model.vocab", "an object of token → id");
+            var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+            vocab.EnsureCapacity(CountProperties(vocabElement));
+            foreach (JsonProperty entry in vocabElement.EnumerateObject())
+            {
+                int id = -1;
+                if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out id) || id < 0)
+                    TokenizerThrow.InvalidData(path, $"model.vocab[\"{entry.Name}\"] is {entry.Value.GetRawText()}, expected a non-negative integer id");
+                vocab[entry.Name] = id;
+            }
+
+            (BpeMergeTable merges, bool respectsMetaspace) = ReadMerges(model, vocab, options);
+            respectsMetaspace &= vocab.ContainsKey(Metaspace.ToString())
+                && !options.IgnoreMerges && options.ContinuingSubwordPrefix is null or "" && options.EndOfWordSuffix is null or "";
+            return (new BpeModel(vocab, merges, options), respectsMetaspace);
+        }
+
+        // merges: ["a b", ...] (classic) or [["a", "b"], ...] (tokenizers ≥ 0.20, allows spaces in tokens).
+        private (BpeMergeTable Table, bool RespectsMetaspace) ReadMerges(
+            JsonElement model, Dictionary<string, int> vocab, BpeOptions options)
+        {
+            if (!model.TryGetProperty("merges", out JsonElement mergesElement) || mergesElement.ValueKind == JsonValueKind.Null)
+                return (new BpeMergeTable([]), true);
+            if (mergesElement.ValueKind != JsonValueKind.Array)
+                TokenizerThrow.MissingField(path, "model.merges", "an array");
+
+            var lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+            string? prefix = string.IsNullOrEmpty(options.ContinuingSubwordPrefix) ? null : options.ContinuingSubwordPrefix;
+            var merges = new (int, int, int)[mergesElement.GetArrayLength()];
+            bool respectsMetaspace = true;
+            char[] buffer = ArrayPool<char>.Shared.Rent(256);
+            try
+            {
+                int index = 0;
+                foreach (JsonElement merge in mergesElement.EnumerateArray())
+                {
+                    string field = $"model.merges[{index}]";
+                    string? pair = null, left, right;
+                    if (merge.ValueKind == JsonValueKind.String)
+                    {
+                        pair = merge.GetString()!;
+                        int space = pair.IndexOf(' ');
+                        if (space <= 0 || space == pair.Length - 1 || pair.IndexOf(' ', space + 1) >= 0)
+                            TokenizerThrow.InvalidData(path, $"{field} \"{pair}\" is not two tokens separated by one space");
+                        left = pair[..space];
+                        right = pair[(space + 1)..];
+                    }
+                    else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2
+                        && merge[0].ValueKind == JsonValueKind.String && merge[1].ValueKind == JsonValueKind.String)
+                    {
+                        left = merge[0].GetString()!;
+                        right = merge[1].GetString()!;
+                    }
+                    else
+                    {
+                        TokenizerThrow.InvalidData(path, $"{field} is {merge.GetRawText()}, expected \"a b\" or [\"a\", \"b\"]");
+                        return default;
+                    }
+
+                    ReadOnlySpan<char> rightPart = prefix is not null && right.StartsWith(prefix, StringComparison.Ordinal)
+                        ? right.AsSpan(prefix.Length) : right;
+                    int mergedLength = left.Length + rightPart.Length;
+                    if (buffer.Length < mergedLength)
+                    {
+                        ArrayPool<char>.Shared.Return(buffer);
+                        buffer = ArrayPool<char>.Shared.Rent(mergedLength);
+                    }
+                    left.CopyTo(buffer);
+                    rightPart.CopyTo(buffer.AsSpan(left.Length));
+
+                    if (!lookup.TryGetValue(left, out int leftId)) MissingMergeToken(field, left);
+                    if (!lookup.TryGetValue(right, out int rightId)) MissingMergeToken(field, right);
+                    if (!lookup.TryGetValue(buffer.AsSpan(0, mergedLength), out int mergedId))
+                        MissingMergeToken(field, new string(buffer, 0, mergedLength));
+                    merges[index++] = (leftId, rightId, mergedId);
+
+                    if (right.Length > 0 && right[0] == Metaspace && (left.Length == 0 || left[^1] != Metaspace))
+                        respectsMetaspace = false;
+                }
+            }
+            finally
+            {
+                ArrayPool<char>.Shared.Return(buffer);
+            }
+            return (new BpeMergeTable(merges), respectsMetaspace);
+        }
+
+        private void MissingMergeToken(string field, string token) =>
+            TokenizerThrow.InvalidData(path, $"{field} refers to \"{token}\", which is not in model.vocab");
+
+        public List<AddedToken> ReadAddedTokens(JsonElement root)
+        {
+            var tokens = new List<AddedToken>();
+            if (!root.TryGetProperty("added_tokens", out JsonElement array) || array.ValueKind == JsonValueKind.Null)
+                return tokens;
+            if (array.ValueKind != JsonValueKind.Array)
+                TokenizerThrow.MissingField(path, "added_tokens", "an array");
+            int index = 0;
+            foreach (JsonElement entry in array.EnumerateArray())
+            {
+                string field = $"added_tokens[{index++}]";
+                if (entry.ValueKind != JsonValueKind.Object)
+                    TokenizerThrow.MissingField(path, field, "an object");
+                int id = -1;
+                if (!entry.TryGetProperty("id", out JsonElement idElement) || !idElement.TryGetInt32(out id) || id < 0)
+                    TokenizerThrow.MissingField(path, field + ".id", "a non-negative integer");
+                string? content = OptionalString(entry, "content", field);
+                if (string.IsNullOrEmpty(content))
+                    TokenizerThrow.MissingField(path, field + ".content", "a non-empty string");
+                bool special = OptionalBool(entry, "special", field, false);
+                tokens.Add(new AddedToken(
+                    id,
+                    content,
+                    special,
+                    OptionalBool(entry, "single_word", field, false),
+                    OptionalBool(entry, "lstrip", field, false),
+                    OptionalBool(entry, "rstrip", field, false),
+                    // tokenizers' default: special tokens are matched in the raw text, others after normalization.
+                    OptionalBool(entry, "normalized", field, !special)));
+            }
+            return tokens;
+        }
+
+        public Normalizer? ReadNormalizer(JsonElement? element, string field)
+        {
+            if (element is not JsonElement e) return null;
+            string type = RequiredType(e, field);
+            switch (type)
+            {
+                case "Sequence":
+                {
+                    JsonElement list = RequiredArray(e, "normalizers", field);
+                    var steps = new List<Normalizer>();
+                    int i = 0;
+                    foreach (JsonElement step in list.EnumerateArray())
+                    {
+                        Normalizer? n = ReadNormalizer(step.ValueKind == JsonValueKind.Null ? null : step, $"{field}.normalizers[{i++}]");
+                        if (n is not null) steps.Add(n);
+                    }
+                    return new SequenceNormalizer([.. steps]);
+                }
+                case "NFC":
+                    return new UnicodeNormalizer(compose: true);
+                case "NFD":
+                    return new UnicodeNormalizer(compose: false);
+                case "Prepend":
+                    return new PrependNormalizer(RequiredString(e, "prepend", field));
+                case "Replace":
+                    return ReadReplace(e, field);
+                default:
+                    TokenizerThrow.Unsupported(path, field + ".type", type, "Sequence, NFC, NFD, Prepend, Replace");
+                    return null;
+            }
+        }
+
+        public PreTokenizer? ReadPreTokenizer(JsonElement? element, string field)
+        {
+            if (element is not JsonElement e) return null;
+            string type = RequiredType(e, field);
+            switch (type)
+            {
+                case "Sequence":
+                {
+                    JsonElement list = RequiredArray(e, "pretokenizers", field);
+                    var steps = new List<PreTokenizer>();
+                    int i = 0;
+                    foreach (JsonElement step in list.EnumerateArray())
+                    {
+                        string stepField = $"{field}.pretokenizers[{i++}]";
+                        if (steps.Count > 0 && steps[^1].IsByteLevel)
+                            TokenizerThrow.InvalidData(path, $"{stepField} follows a ByteLevel step; ByteLevel must be the last pre-tokenizer");
+                        PreTokenizer? p = ReadPreTokenizer(step.ValueKind == JsonValueKind.Null ? null : step, stepField);
+                        if (p is not null) steps.Add(p);
+                    }
+                    return new SequencePreTokenizer([.. steps]);
+                }
+                case "Split":
+                {
+                    SplitMatcher matcher = ReadPattern(e, field, forSplit: true).Matcher!;
+                    string behavior = RequiredString(e, "behavior", field);
+                    if (!Enum.TryParse(behavior, ignoreCase: false, out SplitBehavior parsed) || !Enum.IsDefined(parsed))
+                        TokenizerThrow.Unsupported(path, field + ".behavior", behavior,
+                            "Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous");
+                    return new SplitPreTokenizer(matcher, parsed, OptionalBool(e, "invert", field, false));
+                }
+                case "ByteLevel":
+                    return new ByteLevelPreTokenizer(
+                        OptionalBool(e, "add_prefix_space", field, true),
+                        OptionalBool(e, "use_regex", field, true));
+                case "Digits":
+                    return new DigitsPreTokenizer(OptionalBool(e, "individual_digits", field, false));
+                default:
+                    TokenizerThrow.Unsupported(path, field + ".type", type, "Sequence, Split, ByteLevel, Digits");
+                    return null;
+            }
+        }
+
+        public TokenDecoder? ReadDecoder(JsonElement? element, string field)
+        {
+            if (element is not JsonElement e) return null;
+            string type = RequiredType(e, field);
+            switch (type)
+            {
+                case "Sequence":
+                {
+                    JsonElement list = RequiredArray(e, "decoders", field);
+                    var steps = new List<TokenDecoder>();
+                    int i = 0;
+                    foreach (JsonElement step in list.EnumerateArray())
+                    {
+                        TokenDecoder? d = ReadDecoder(step.ValueKind == JsonValueKind.Null ? null : step, $"{field}.decoders[{i++}]");
+                        if (d is not null) steps.Add(d);
+                    }
+                    return new SequenceTokenDecoder([.. steps]);
+                }
+                case "ByteLevel":
+                    return new ByteLevelTokenDecoder();
+                case "Replace":
+                    return new ReplaceTokenDecoder(ReadReplace(e, field));
+                case "ByteFallback":
+                    return new ByteFallbackTokenDecoder();
+                case "Fuse":
+                    return new FuseTokenDecoder();
+                case "Strip":
+                {
+                    string content = RequiredString(e, "content", field);
+                    if (content.Length != 1)
+                        TokenizerThrow.InvalidData(path, $"{field}.content \"{content}\" must be one character");
+                    return new StripTokenDecoder(content[0], OptionalInt(e, "start", field, 0), OptionalInt(e, "stop", field, 0));
+                }
+                default:
+                    TokenizerThrow.Unsupported(path, field + ".type", type, "Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip");
+                    return null;
+            }
+        }
+
+        public SpecialTokenTemplate ReadPostProcessor(JsonElement? element, string field, BpeModel model, List<AddedToken> added)
+        {
+            if (element is not JsonElement e) return SpecialTokenTemplate.Empty;
+            string type = RequiredType(e, field);
+            switch (type)
+            {
+                case "ByteLevel":
+                    return SpecialTokenTemplate.Empty; // only trims offsets, which LlmPress does not report
+                case "Sequence":
+                {
+                    SpecialTokenTemplate result = SpecialTokenTemplate.Empty;
+                    int i = 0;
+                    foreach (JsonElement step in RequiredArray(e, "processors", field).EnumerateArray())
+                        result = ReadPostProcessor(step, $"{field}.processors[{i++}]", model, added).Wrap(result);
+                    return result;
+                }
+                case "TemplateProcessing":
+                    return ReadTemplate(e, field);
+                case "BertProcessing":
+                case "RobertaProcessing":
+                {
+                    int cls = ReadTokenPair(e, "cls", field);
+                    int sep = ReadTokenPair(e, "sep", field);
+                    return new SpecialTokenTemplate([cls], [sep]);
+                }
+                default:
+                    TokenizerThrow.Unsupported(path, field + ".type", type,
+                        "TemplateProcessing, ByteLevel, Sequence, BertProcessing, RobertaProcessing");
+                    return null;
+            }
+        }
+
+        // "single": [{"SpecialToken": {"id": "<s>", ...}}, {"Sequence": {"id": "A", ...}}]; ids from "special_tokens".
+        private SpecialTokenTemplate ReadTemplate(JsonElement e, string field)
+        {
+            JsonElement single = RequiredArray(e, "single", field);
+            JsonElement specials = e.TryGetProperty("special_tokens", out JsonElement s) && s.ValueKind == JsonValueKind.Object
+                ? s : default;
+            var prefix = new List<int>();
+            var suffix = new List<int>();
+            bool seenSequence = false;
+            int i = 0;
+            foreach (JsonElement item in single.EnumerateArray())
+            {
+                string itemField = $"{field}.single[{i++}]";
+                if (item.TryGetProperty("Sequence", out JsonElement sequence))
+                {
+                    string id = RequiredString(sequence, "id", itemField + ".Sequence");
+                    if (id != "A" || seenSequence)
+                        TokenizerThrow.InvalidData(path, $"{itemField}.Sequence.id \"{id}\": a single-sequence template must contain $A exactly once");
+                    seenSequence = true;
+                }
+                else if (item.TryGetProperty("SpecialToken", out JsonElement special))
+                {
+                    string name = RequiredString(special, "id", itemField + ".SpecialToken");
+                    JsonElement entry = default;
+                    if (specials.ValueKind != JsonValueKind.Object || !specials.TryGetProperty(name, out entry))
+                        TokenizerThrow.InvalidData(path, $"{itemField} uses special token \"{name}\", which {field}.special_tokens does not define");
+                    foreach (JsonElement id in RequiredArray(entry, "ids", $"{field}.special_tokens[\"{name}\"]").EnumerateArray())
+                    {
+                        if (!id.TryGetInt32(out int value) || value < 0)
+                            TokenizerThrow.InvalidData(path, $"{field}.special_tokens[\"{name}\"].ids contains {id.GetRawText()}, expected token ids");
+                        (seenSequence ? suffix : prefix).Add(value);
+                    }
+                }
+                else
+                {
+                    TokenizerThrow.InvalidData(path, $"{itemField} is neither a SpecialToken nor a Sequence");
+                }
+            }
+            if (!seenSequence)
+                TokenizerThrow.InvalidData(path, $"{field}.single has no Sequence $A");
+            return new SpecialTokenTemplate([.. prefix], [.. suffix]);
+        }
+
+        // Bert/Roberta: "cls": ["[CLS]", 101].
+        private int ReadTokenPair(JsonElement e, string name, string field)
+        {
+            if (!e.TryGetProperty(name, out JsonElement pair) || pair.ValueKind != JsonValueKind.Array
+                || pair.GetArrayLength() != 2 || !pair[1].TryGetInt32(out int id) || id < 0)
+                TokenizerThrow.MissingField(path, $"{field}.{name}", "a [token, id] pair");
+            return pair[1].GetInt32();
+        }
+
+        private (SplitMatcher? Matcher, ReplaceNormalizer? Replace) ReadPattern(JsonElement e, string field, bool forSplit)
+        {
+            if (!e.TryGetProperty("pattern", out JsonElement pattern) || pattern.ValueKind != JsonValueKind.Object)
+                TokenizerThrow.MissingField(path, field + ".pattern", "an object {\"String\": ...} or {\"Regex\": ...}");
+            if (pattern.TryGetProperty("String", out JsonElement literal) && literal.ValueKind == JsonValueKind.String)
+            {
+                string text = literal.GetString()!;
+                return forSplit
+                    ? (new LiteralSplitMatcher(text), null)
+                    : (null, ReplaceNormalizer.ForLiteral(text, RequiredString(e, "content", field)));
+            }
+            if (pattern.TryGetProperty("Regex", out JsonElement regex) && regex.ValueKind == JsonValueKind.String)
+            {
+                string text = regex.GetString()!;
+                try
+                {
+                    return forSplit
+                        ? (KnownPatternMatcher.Create(text) ?? (SplitMatcher)new RegexSplitMatcher(text), null)
+                        : (null, ReplaceNormalizer.ForRegex(text, RequiredString(e, "content", field)));
+                }
+                catch (ArgumentException ex)
+                {
+                    TokenizerThrow.InvalidData(path, $"{field}.pattern.Regex cannot be compiled by .NET: {ex.Message}");
+                }
+            }
+            TokenizerThrow.MissingField(path, field + ".pattern", "an object {\"String\": ...} or {\"Regex\": ...}");
+            return default;
+        }
+
+        private ReplaceNormalizer ReadReplace(JsonElement e, string field) => ReadPattern(e, field, forSplit: false).Replace!;
+
+        private string RequiredType(JsonElement e, string field)
+        {
+            if (e.ValueKind != JsonValueKind.Object)
+                TokenizerThrow.MissingField(path, field, "an object");
+            if (!e.TryGetProperty("type", out JsonElement type) || type.ValueKind != JsonValueKind.String)
+                TokenizerThrow.MissingField(path, field + ".type", "a string");
+            return type.GetString()!;
+        }
+
+        private JsonElement RequiredArray(JsonElement e, string name, string field)
+        {
+            JsonElement value = default;
+            if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty(name, out value) || value.ValueKind != JsonValueKind.Array)
+                TokenizerThrow.MissingField(path, $"{field}.{name}", "an array");
+            return value;
+        }
+
+        private string RequiredString(JsonElement e, string name, string field)
+        {
+            JsonElement value = default;
+            if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty(name, out value) || value.ValueKind != JsonValueKind.String)
+                TokenizerThrow.MissingField(path, $"{field}.{name}", "a string");
+            return value.GetString()!;
+        }
+
+        private string? OptionalString(JsonElement e, string name, string field)
+        {
+            if (!e.TryGetProperty(name, out JsonElement value) || value.ValueKind == JsonValueKind.Null) return null;
+            if (value.ValueKind != JsonValueKind.String)
+                TokenizerThrow.InvalidData(path, $"{field}.{name} is a JSON {value.ValueKind}, expected a string");
+            return value.GetString();
+        }
+
+        private bool OptionalBool(JsonElement e, string name, string field, bool defaultValue)
+        {
+            if (!e.TryGetProperty(name, out JsonElement value) || value.ValueKind == JsonValueKind.Null) return defaultValue;
+            if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                TokenizerThrow.InvalidData(path, $"{field}.{name} is a JSON {value.ValueKind}, expected true or false");
+            return value.GetBoolean();
+        }
+
+        private int OptionalInt(JsonElement e, string name, string field, int defaultValue)
+        {
+            if (!e.TryGetProperty(name, out JsonElement value) || value.ValueKind == JsonValueKind.Null) return defaultValue;
+            if (!value.TryGetInt32(out int result) || result < 0)
+                TokenizerThrow.InvalidData(path, $"{field}.{name} is {value.GetRawText()}, expected a non-negative integer");
+            return result;
+        }
+
+        private static int CountProperties(JsonElement obj)
+        {
+            int count = 0;
+            foreach (JsonProperty _ in obj.EnumerateObject()) count++;
+            return count;
+        }
+    }
+}
