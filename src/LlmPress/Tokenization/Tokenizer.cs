@@ -140,6 +140,15 @@ public sealed partial class Tokenizer
     /// <summary>Creates a decoder that turns generated ids into text incrementally.</summary>
     public TokenStreamDecoder CreateStreamDecoder(bool skipSpecialTokens = true) => new(this, skipSpecialTokens);
 
+    /// <summary>The BPE model (for tests comparing merge strategies).</summary>
+    internal BpeModel Model => _model;
+
+    /// <summary>True when SentencePiece-style text is cut into words before each "▁" (see the constructor).</summary>
+    internal bool SplitsBeforeMetaspace => _splitBeforeMetaspace;
+
+    /// <summary>Applies the normalizer alone (identity when there is none).</summary>
+    internal string Normalize(string text) => _normalizer?.Normalize(text) ?? text;
+
     private int? ResolveSpecial(bool configured, string? configuredName, string[] wellKnown)
     {
         if (configured) return configuredName is not null && TryGetTokenId(configuredName, out int id) ? id : null;
