@@ -94,14 +94,15 @@ public class BpeModelTests
     }
 
     [Theory]
-    [InlineData("spm-bpe-32k")]
-    public void MetaspaceWordSplittingMatchesWholeTextMerging(string name)
+    [InlineData("spm-bpe-32k", "wikitext-2-raw", "wiki.test.raw")]
+    [InlineData("stories260K", "tinystories", "tinystories-10k.txt")]
+    public void MetaspaceWordSplittingMatchesWholeTextMerging(string name, string dataFolder, string dataFile)
     {
         // Cutting before each "▁" is only enabled when the merges show it cannot change the result; check that it
-        // is enabled for this model and that whole-text merging (what tokenizers does) agrees on real text.
-        Tokenizer tokenizer = TestTokenizers.Get(name);
+        // is enabled for these models and that whole-text merging (what tokenizers does) agrees on real text.
+        Tokenizer tokenizer = name == "stories260K" ? TestTokenizers.Stories260K() : TestTokenizers.Get(name);
         Assert.True(tokenizer.SplitsBeforeMetaspace);
-        string text = File.ReadAllText(SharedData.Require("data", "wikitext-2-raw", "wiki.test.raw"))[..50000];
+        string text = File.ReadAllText(SharedData.Require("data", dataFolder, dataFile))[..100_000];
         Assert.Equal(tokenizer.Model.EncodeWithHeapForTesting(tokenizer.Normalize(text)), tokenizer.Encode(text));
     }
 
