@@ -22,6 +22,7 @@ internal sealed class BpeMergeTable
 
     /// <summary>Builds the table; for a pair listed twice the later rule wins, as in Hugging Face tokenizers.</summary>
     /// <param name="merges">(leftId, rightId, mergedId) in rank order (rank = index).</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per load over all merges
     public BpeMergeTable(ReadOnlySpan<(int Left, int Right, int Merged)> merges)
     {
         int capacity = (int)Math.Max(16, BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, merges.Length) * 2));

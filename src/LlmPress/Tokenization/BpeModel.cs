@@ -22,8 +22,7 @@ internal sealed class BpeModel
     private const int ShortWordSymbols = 96;       // array scan below this, heap above
     private const int DirectCharIds = 0x400;       // chars below this (ASCII, Latin, byte-level alphabet) use an array
 
-    private readonly Dictionary<string, int> _vocab;
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
+    private readonly VocabularyIndex _vocab;
     private readonly string?[] _idToToken;          // [maxVocabId + 1]; null for unused ids
     private readonly BpeMergeTable _merges;
     private readonly int[] _directCharIds;          // [DirectCharIds]: id of the single-char token, or -1
@@ -38,29 +37,30 @@ internal sealed class BpeModel
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
     private int _cacheCount;
 
-    public BpeModel(Dictionary<string, int> vocab, BpeMergeTable merges, BpeOptions options)
+    /// <param name="vocab">Token → id.</param>
+    /// <param name="idToToken">[maxVocabId + 1]: the token of each id, null for ids the vocabulary skips.</param>
+    /// <param name="merges">The merge rules.</param>
+    /// <param name="options">The model's scalar settings.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one pass over the vocabulary per load
+    public BpeModel(VocabularyIndex vocab, string?[] idToToken, BpeMergeTable merges, BpeOptions options)
     {
-        if (vocab.Comparer != StringComparer.Ordinal)
-            throw new ArgumentException("The vocabulary must use StringComparer.Ordinal.", nameof(vocab));
         _vocab = vocab;
-        _vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        _idToToken = idToToken;
         _merges = merges;
         _fuseUnk = options.FuseUnk;
         _ignoreMerges = options.IgnoreMerges;
         _prefix = string.IsNullOrEmpty(options.ContinuingSubwordPrefix) ? null : options.ContinuingSubwordPrefix;
         _suffix = string.IsNullOrEmpty(options.EndOfWordSuffix) ? null : options.EndOfWordSuffix;
-        _unkId = options.UnkToken is not null && vocab.TryGetValue(options.UnkToken, out int unk) ? unk : -1;
+        _unkId = options.UnkToken is not null && vocab.TryGetId(options.UnkToken, out int unk) ? unk : -1;
         _cacheBySpan = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
 
-        int maxId = -1;
-        foreach (int id in vocab.Values) maxId = Math.Max(maxId, id);
-        _idToToken = new string?[maxId + 1];
         _directCharIds = new int[DirectCharIds];
         Array.Fill(_directCharIds, -1);
         _codePointIds = new Dictionary<int, int>();
-        foreach ((string token, int id) in vocab)
+        for (int id = 0; id < idToToken.Length; id++)
         {
-            _idToToken[id] = token;
+            string? token = idToToken[id];
+            if (token is null) continue;
             if (token.Length == 1 && token[0] < DirectCharIds) _directCharIds[token[0]] = id;
             else if (Rune.TryGetRuneAt(token, 0, out Rune rune) && rune.Utf16SequenceLength == token.Length)
                 _codePointIds[rune.Value] = id;
@@ -74,7 +74,7 @@ internal sealed class BpeModel
             {
                 // tokenizers spells byte tokens "<0x0A>": upper-case hex, two digits.
                 $"<0x{b:X2}>".AsSpan().CopyTo(name);
-                _byteFallbackIds[b] = _vocabBySpan.TryGetValue(name, out int id) ? id : -1;
+                _byteFallbackIds[b] = vocab.TryGetId(name, out int id) ? id : -1;
             }
         }
     }
@@ -82,12 +82,7 @@ internal sealed class BpeModel
     /// <summary>Maximum vocabulary id + 1.</summary>
     public int IdCount => _idToToken.Length;
 
-    /// <summary>Id of the unknown token, or -1.</summary>
-    public int UnknownId => _unkId;
-
-    public IReadOnlyDictionary<string, int> Vocabulary => _vocab;
-
-    public bool TryGetId(ReadOnlySpan<char> token, out int id) => _vocabBySpan.TryGetValue(token, out id);
+    public bool TryGetId(ReadOnlySpan<char> token, out int id) => _vocab.TryGetId(token, out id);
 
     /// <summary>The vocabulary string of <paramref name="id"/>, or null when the id is not in the vocabulary.</summary>
     public string? GetToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
@@ -96,7 +91,7 @@ internal sealed class BpeModel
     public void Encode(ReadOnlySpan<char> word, List<int> ids)
     {
         if (word.IsEmpty) return;
-        if (_ignoreMerges && _vocabBySpan.TryGetValue(word, out int whole))
+        if (_ignoreMerges && _vocab.TryGetId(word, out int whole))
         {
             ids.Add(whole);
             return;
@@ -188,7 +183,7 @@ internal sealed class BpeModel
             return _codePointIds.TryGetValue(cp, out int id) ? id : -1;
         }
         decorated = string.Concat(isFirst ? "" : _prefix, ch, isLast ? _suffix : "");
-        return _vocab.TryGetValue(decorated, out int decoratedId) ? decoratedId : -1;
+        return _vocab.TryGetId(decorated, out int decoratedId) ? decoratedId : -1;
     }
 
     private bool TryAppendBytes(ReadOnlySpan<char> text, Span<int> symbols, ref int count)

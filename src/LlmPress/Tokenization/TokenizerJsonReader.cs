@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
@@ -160,20 +161,21 @@ internal static class TokenizerJsonReader
                 EndOfWordSuffix = OptionalString(model, "end_of_word_suffix", "model"),
             };
 
-            Dictionary<string, int> vocab = ReadVocab(bytes, vocabRange);
+            (VocabularyIndex vocab, string?[] idToToken) = ReadVocab(bytes, vocabRange);
             (BpeMergeTable merges, bool respectsMetaspace) = ReadMerges(bytes, mergesRange, vocab, options);
-            respectsMetaspace &= vocab.ContainsKey(Metaspace.ToString())
+            respectsMetaspace &= vocab.TryGetId([Metaspace], out _)
                 && !options.IgnoreMerges && options.ContinuingSubwordPrefix is null or "" && options.EndOfWordSuffix is null or "";
-            return (new BpeModel(vocab, merges, options), respectsMetaspace);
+            return (new BpeModel(vocab, idToToken, merges, options), respectsMetaspace);
         }
 
-        private Dictionary<string, int> ReadVocab(byte[] bytes, Range range)
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one pass over 100k+ entries per load
+        private (VocabularyIndex Index, string?[] IdToToken) ReadVocab(byte[] bytes, Range range)
         {
-            var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
             var reader = new Utf8JsonReader(bytes.AsSpan(range));
             if (range.Equals(default(Range)) || !reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 TokenizerThrow.MissingField(path, "model.vocab", "an object of token → id");
-            vocab.EnsureCapacity(Math.Min(1 << 20, (range.End.Value - range.Start.Value) / 12));
+            var entries = new List<(string, int)>((range.End.Value - range.Start.Value) / 12);
+            int maxId = -1;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 string token = reader.GetString()!;
@@ -182,16 +184,20 @@ internal static class TokenizerJsonReader
                 {
                     TokenizerThrow.InvalidData(path,
                         $"model.vocab[\"{token}\"] is {Encoding.UTF8.GetString(reader.ValueSpan)}, expected a non-negative integer id");
-                    return null;
+                    return default;
                 }
-                vocab[token] = id;
+                entries.Add((token, id));
+                maxId = Math.Max(maxId, id);
             }
-            return vocab;
+            var idToToken = new string?[maxId + 1];
+            foreach ((string token, int id) in entries) idToToken[id] = token;
+            return (new VocabularyIndex(entries), idToToken);
         }
 
         // merges: ["a b", ...] (classic) or [["a", "b"], ...] (tokenizers ≥ 0.20, allows spaces in tokens).
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one pass over 100k+ merges per load
         private (BpeMergeTable Table, bool RespectsMetaspace) ReadMerges(
-            byte[] bytes, Range range, Dictionary<string, int> vocab, BpeOptions options)
+            byte[] bytes, Range range, VocabularyIndex vocab, BpeOptions options)
         {
             if (range.Equals(default(Range))) return (new BpeMergeTable([]), true);
             var reader = new Utf8JsonReader(bytes.AsSpan(range));
@@ -200,7 +206,6 @@ internal static class TokenizerJsonReader
             if (reader.TokenType != JsonTokenType.StartArray)
                 TokenizerThrow.MissingField(path, "model.merges", "an array");
 
-            var lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
             string? prefix = string.IsNullOrEmpty(options.ContinuingSubwordPrefix) ? null : options.ContinuingSubwordPrefix;
             var merges = new List<(int, int, int)>(vocab.Count * 2);
             bool respectsMetaspace = true;
@@ -247,9 +252,9 @@ internal static class TokenizerJsonReader
                     bTail.CopyTo(merged.AsSpan(a.Length));
                     ReadOnlySpan<char> joined = merged.AsSpan(0, a.Length + bTail.Length);
 
-                    if (!lookup.TryGetValue(a, out int leftId)) MissingMergeToken(index, a);
-                    if (!lookup.TryGetValue(b, out int rightId)) MissingMergeToken(index, b);
-                    if (!lookup.TryGetValue(joined, out int mergedId)) MissingMergeToken(index, joined);
+                    if (!vocab.TryGetId(a, out int leftId)) MissingMergeToken(index, a);
+                    if (!vocab.TryGetId(b, out int rightId)) MissingMergeToken(index, b);
+                    if (!vocab.TryGetId(joined, out int mergedId)) MissingMergeToken(index, joined);
                     merges.Add((leftId, rightId, mergedId));
 
                     if (b.Length > 0 && b[0] == Metaspace && (a.Length == 0 || a[^1] != Metaspace))
