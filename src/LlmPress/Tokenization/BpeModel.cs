@@ -88,6 +88,7 @@ internal sealed class BpeModel
     public string? GetToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
     /// <summary>Appends the ids of one pre-token (already normalized and, for byte-level models, byte-mapped).</summary>
+    [SkipLocalsInit] // the 2 KB symbol buffer is written before it is read
     public void Encode(ReadOnlySpan<char> word, List<int> ids)
     {
         if (word.IsEmpty) return;
