@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace LlmPress.Tokenization;
 
 /// <summary>
@@ -30,7 +32,7 @@ public sealed class TokenStreamDecoder
     public string Append(int id)
     {
         _window.Add(id);
-        string text = _tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
+        string text = _tokenizer.Decode(CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
         if (text.Length <= _prefix.Length || text[^1] == '\uFFFD') return "";
 
         string added = text.StartsWith(_prefix, StringComparison.Ordinal) ? text[_prefix.Length..] : text;
@@ -38,14 +40,14 @@ public sealed class TokenStreamDecoder
         int newPrefixCount = _window.Count - _prefixCount;
         _window.RemoveRange(0, _prefixCount);
         _prefixCount = newPrefixCount;
-        _prefix = _tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
+        _prefix = _tokenizer.Decode(CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
         return added;
     }
 
     /// <summary>Returns whatever is still held back (an incomplete character decodes as U+FFFD) and resets the stream.</summary>
     public string Flush()
     {
-        string text = _tokenizer.Decode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
+        string text = _tokenizer.Decode(CollectionsMarshal.AsSpan(_window), _skipSpecialTokens);
         string rest = text.Length > _prefix.Length && text.StartsWith(_prefix, StringComparison.Ordinal)
             ? text[_prefix.Length..]
             : "";

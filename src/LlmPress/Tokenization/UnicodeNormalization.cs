@@ -10,9 +10,9 @@ namespace LlmPress.Tokenization;
 /// The project builds with InvariantGlobalization, where <see cref="string.Normalize(NormalizationForm)"/> silently
 /// returns its input unchanged for non-ASCII text, so tokenizers with an NFC normalizer (Qwen) need this.
 /// Algorithm: UAX #15 — full canonical decomposition (Hangul algorithmically), canonical ordering of combining
-/// marks, then (NFC) canonical composition of unblocked pairs. A quick check skips all work for text that
-/// contains no combining mark, no decomposable-and-not-recomposed character and no composition trailer, which
-/// covers nearly all real text.
+/// marks, then (NFC) canonical composition of unblocked pairs — applied only to the short spans around combining
+/// marks, characters NFC never keeps, and composition trailers; everything else is copied, so already-normalized
+/// text costs one scan and no allocation.
 /// </remarks>
 internal static class UnicodeNormalization
 {
@@ -32,34 +32,74 @@ internal static class UnicodeNormalization
     /// <summary>Returns <paramref name="text"/> in Normalization Form D (the same instance when it already is).</summary>
     public static string ToNfd(string text) => Normalize(text, compose: false);
 
+    // Only the spans around "interesting" code points are normalized: from the starter before them (which a mark
+    // may compose with) up to the next code point that is a starter and never composes with what precedes it.
+    // Such stable code points are boundaries across which no decomposition, reordering or composition happens
+    // (UAX #15), so the rest of the text is copied as is — and returned as the same instance when nothing changes.
     private static string Normalize(string text, bool compose)
     {
         char first = compose ? NfcFirstInteresting : NfdFirstInteresting;
+        Tables? tables = null;
+        StringBuilder? result = null;
+        int copied = 0; // text[..copied] has been appended to result (or is unchanged)
         int i = 0;
-        while (i < text.Length && text[i] < first) i++;
-        if (i == text.Length) return text;
-
-        Tables tables = s_tables.Value;
-        ulong[] interesting = compose ? tables.NfcInteresting : tables.NfdInteresting;
-        bool needsWork = false;
-        for (; i < text.Length; i++)
+        while (i < text.Length)
         {
-            char c = text[i];
-            if (c < first) continue;
-            int cp = c;
-            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
-                cp = char.ConvertToUtf32(c, text[++i]);
-            if ((interesting[cp >> 6] & (1UL << (cp & 63))) != 0)
+            if (text[i] < first)
             {
-                needsWork = true;
-                break;
+                i++;
+                continue;
             }
+            tables ??= s_tables.Value;
+            ulong[] interesting = compose ? tables.NfcInteresting : tables.NfdInteresting;
+            int width = CodePointAt(text, i, out int cp);
+            if (!IsSet(interesting, cp))
+            {
+                i += width;
+                continue;
+            }
+
+            int start = i;
+            if (start > copied) start = i >= 2 && char.IsLowSurrogate(text[i - 1]) && char.IsHighSurrogate(text[i - 2]) ? i - 2 : i - 1;
+            start = Math.Max(start, copied);
+            int end = i + width;
+            while (end < text.Length)
+            {
+                int w = CodePointAt(text, end, out int next);
+                if (text[end] < first || !IsSet(interesting, next)) break;
+                end += w;
+            }
+
+            ReadOnlySpan<char> span = text.AsSpan(start, end - start);
+            string normalized = NormalizeSpan(span, compose, tables);
+            if (!span.SequenceEqual(normalized))
+            {
+                result ??= new StringBuilder(text.Length + 16);
+                result.Append(text, copied, start - copied).Append(normalized);
+                copied = end;
+            }
+            i = end;
         }
-        if (!needsWork) return text;
-        return NormalizeSlow(text, compose, tables);
+        if (result is null) return text;
+        result.Append(text, copied, text.Length - copied);
+        return result.ToString();
     }
 
-    private static string NormalizeSlow(string text, bool compose, Tables tables)
+    private static int CodePointAt(string text, int i, out int cp)
+    {
+        char c = text[i];
+        if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+        {
+            cp = char.ConvertToUtf32(c, text[i + 1]);
+            return 2;
+        }
+        cp = c; // a lone surrogate stays itself
+        return 1;
+    }
+
+    private static bool IsSet(ulong[] bits, int cp) => (bits[cp >> 6] & (1UL << (cp & 63))) != 0;
+
+    private static string NormalizeSpan(ReadOnlySpan<char> text, bool compose, Tables tables)
     {
         // Decomposition never grows a code point into more than 4 (Hangul: 3, UCD maximum: 4 after recursion)
         // but long runs of marks are rare; grow on demand instead of reserving the worst case.

@@ -30,6 +30,17 @@ public class UnicodeNormalizationTests
     }
 
     [Fact]
+    public void OnlyTheSpansAroundMarksAreRewritten()
+    {
+        string prefix = string.Concat(Enumerable.Repeat("abc ", 100));
+        Assert.Equal(prefix + "café " + prefix + "Å", UnicodeNormalization.ToNfc(prefix + "cafe\u0301 " + prefix + "A\u030A"));
+        Assert.Equal("e\u0301" + prefix, UnicodeNormalization.ToNfd("é" + prefix));
+        // Marks that are already in NFC (Devanagari virama, a stacked mark) leave the text untouched.
+        string nfc = prefix + "क्ष x\u0358 " + prefix;
+        Assert.Same(nfc, UnicodeNormalization.ToNfc(nfc));
+    }
+
+    [Fact]
     public void QwenNormalizesDecomposedInput()
     {
         // string.Normalize is a no-op under InvariantGlobalization; the tokenizer must not depend on it.
