@@ -122,6 +122,16 @@ public sealed class PackedWeight
         return codes;
     }
 
+    /// <summary>Scales of every (row, group), [Rows, GroupCount] (see <see cref="GetScale"/>).</summary>
+    public float[] UnpackScales()
+    {
+        var scales = new float[(long)Rows * GroupCount];
+        for (int r = 0; r < Rows; r++)
+            for (int g = 0; g < GroupCount; g++)
+                scales[(long)r * GroupCount + g] = GetScale(r, g);
+        return scales;
+    }
+
     /// <summary>Zero points of every (row, group), [Rows, GroupCount] (see <see cref="GetZero"/>).</summary>
     public byte[] UnpackZeros()
     {

@@ -146,10 +146,6 @@ internal static class QuantThrow
         throw new InvalidDataException($"{format}: tensor '{suffix}' holds {value} at row {row}, group {group}; scales must be finite.");
 
     [DoesNotReturn]
-    public static void InvalidData_BadZero(QuantFormat format, int row, int group, int zero, int maxq) =>
-        throw new InvalidDataException($"{format}: zero point {zero} at row {row}, group {group} is outside [0, {maxq}].");
-
-    [DoesNotReturn]
     public static void InvalidData_BadGlobalScale(QuantFormat format, float value) =>
         throw new InvalidDataException($"{format}: global_scale is {value}; it must be finite and positive.");
 

@@ -69,6 +69,7 @@ public class PackedWeightTests
         var packed = format.Quantize(QuantTestData.Gaussian(rows, cols, 2), rows, cols);
         var codes = packed.UnpackCodes();
         var zeros = packed.UnpackZeros();
+        var scales = packed.UnpackScales();
         var stored = packed.DequantizeStored();
         int c0 = packed.StoredColumns;
         for (int r = 0; r < rows; r++)
@@ -76,6 +77,7 @@ public class PackedWeightTests
             {
                 int g = c / packed.GroupSize;
                 float s = packed.GetScale(r, g);
+                Assert.Equal(s, scales[r * packed.GroupCount + g]);
                 float expected = format.Kind == QuantKind.Int
                     ? s * (codes[r * c0 + c] - (float)zeros[r * packed.GroupCount + g])
                     : Fp4E2M1.Decode(codes[r * c0 + c]) * s;

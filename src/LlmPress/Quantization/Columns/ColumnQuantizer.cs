@@ -13,7 +13,9 @@ namespace LlmPress.Quantization;
 /// </para>
 /// <list type="bullet">
 /// <item>Dynamic groups (gptq.py's default): when the loop reaches a group's first column, call
-/// <see cref="ComputeGroupParameters"/> with the CURRENT, error-updated weights of that group's columns.</item>
+/// <see cref="ComputeGroupParameters"/> with the CURRENT, error-updated weights of that group's columns. (gptq.py passes
+/// its W, whose columns past the current 128-column block have not yet received that block's updates; pass whichever
+/// values your algorithm defines as current.)</item>
 /// <item>Static groups (for act-order, and MR-GPTQ): call <see cref="ComputeAllGroupParameters"/> once with the
 /// original matrix before the loop; columns may then be quantized in any order (a permutation), each with the
 /// parameters of the group of its original position.</item>
