@@ -284,6 +284,8 @@ public sealed record QuantFormat
     /// <summary>
     /// The matrix in the stored basis, [rows, <see cref="StoredColumns"/>]: zero-padded and rotated when the format has a
     /// rotation block, else a copy. This is the matrix GPTQ should process with <see cref="CreateColumnQuantizer"/>.
+    /// The transform multiplies from the right, so the same call on calibration activations [tokens, cols] gives the
+    /// rotated inputs whose Hessian GPTQ needs (x'·W'ᵀ = x·Wᵀ).
     /// </summary>
     public float[] ToStoredBasis(ReadOnlySpan<float> weights, int rows, int cols)
     {

@@ -49,6 +49,24 @@ public class KernelTests
     }
 
     [Fact]
+    public void IntRoundingTiesToEvenInBothVersions()
+    {
+        // x/s exactly halfway between integers: torch.round (and ours) rounds to even; then + zero, clamp to [0, maxq].
+        var x = new float[24];
+        for (int i = 0; i < x.Length; i++) x[i] = (i - 12 + 0.5f) * 0.25f;
+        var expected = x.Select(v => (int)Math.Clamp(Math.Round(v / 0.25f, MidpointRounding.ToEven) + 8, 0, 15)).ToArray();
+        for (int i = 0; i < x.Length; i += 8)
+        {
+            var v = IntRounding.Code(Vector256.Create(x.AsSpan(i, 8)), Vector256.Create(0.25f), Vector256.Create(8f), Vector256.Create(15f));
+            for (int l = 0; l < 8; l++)
+            {
+                Assert.Equal(expected[i + l], v.GetElement(l));
+                Assert.Equal(expected[i + l], IntRounding.Code(x[i + l], 0.25f, 8f, 15f));
+            }
+        }
+    }
+
+    [Fact]
     public void ShrinkFactorsAreGptqsGrid()
     {
         Assert.Equal(80, ShrinkSearch.Factors.Length);
