@@ -1,7 +1,12 @@
 using LlmPress.Numerics;
 
-// Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|all] [seconds]
+// Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
 string what = args.Length > 0 ? args[0] : "quick";
+if (what == "tune")
+{
+    Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));
+    return 0;
+}
 double secs = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2;
 var t = TimeSpan.FromSeconds(secs);
 
@@ -19,5 +24,15 @@ if (what is "weight" or "all")
     Console.WriteLine($"weight bf16 m1 n1536 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 1536, 576, DType.BF16, 2, t):F1} GB/s");
     Console.WriteLine($"weight bf16 m1 n49152 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 2, t):F1} GB/s");
     Console.WriteLine($"weight bf16 m1 n49152 k576 1T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 1, t):F1} GB/s");
+}
+if (what is "linalg" or "all")
+{
+    Console.WriteLine($"syrk rows2048 cols1536 1T: {KernelBenchmark.MeasureSymmetricRankUpdateGflops(2048, 1536, 1, t):F1} GFLOP/s");
+    Console.WriteLine($"syrk rows2048 cols4096 2T: {KernelBenchmark.MeasureSymmetricRankUpdateGflops(2048, 4096, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"cholesky n1536 1T: {KernelBenchmark.MeasureCholeskyGflops(1536, 1, t):F1} GFLOP/s");
+    Console.WriteLine($"cholesky n4096 2T: {KernelBenchmark.MeasureCholeskyGflops(4096, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"upper factor of inverse n1536 2T: {KernelBenchmark.MeasureUpperFactorOfInverseSeconds(1536, 2, t) * 1e3:F1} ms");
+    Console.WriteLine($"hadamard 1024 x 4096 2T: {KernelBenchmark.MeasureHadamardGBps(1024, 4096, 2, t):F1} GB/s");
+    Console.WriteLine($"hadamard 16 x 65536 1T: {KernelBenchmark.MeasureHadamardGBps(16, 65536, 1, t):F1} GB/s");
 }
 return 0;

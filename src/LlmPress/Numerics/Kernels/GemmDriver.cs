@@ -13,11 +13,14 @@ namespace LlmPress.Numerics.Kernels;
 internal static unsafe class GemmDriver
 {
     /// <summary>Depth of a packed slice. 256 keeps a [6, 256] A sliver in L1 and C load/store at ~1% of a tile's work.</summary>
-    public const int KC = 256;
+    public static int KC = Env("GEMM_KC", 512);
     /// <summary>Rows of A packed per block ([MC, KC] = 144 KiB, L2-resident).</summary>
-    public const int MC = 144;
+    public static int MC = Env("GEMM_MC", 144);
     /// <summary>Columns of the shared B panel ([KC, NC] = 4 MiB, L3-resident).</summary>
-    public const int NC = 4096;
+    public static int NC = Env("GEMM_NC", 4096);
+    public static int NB = Env("GEMM_NB", 0);
+    public static int Tile = Env("GEMM_TILE", 0);
+    private static int Env(string name, int d) => int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : d;
 
     private struct Plan
     {
@@ -33,6 +36,7 @@ internal static unsafe class GemmDriver
         public float StepBeta;
         public float* PackedB;
         public int Slivers, ChunksPerBlock, Units;
+        public bool LowerOnly;
     }
 
     private sealed class ParallelStep
@@ -50,8 +54,10 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>Runs the product; the caller has validated shapes. c: [m, ldc].</summary>
+    /// <param name="lowerOnly">Only tiles touching the lower triangle (row ≥ column) are computed; tiles straddling
+    /// the diagonal also write some upper elements, which the caller must treat as garbage (SYRK mirrors them).</param>
     public static void Run(int m, int n, int k, float alpha, in MatrixSource a, in MatrixSource b, float beta,
-        float* c, nint ldc, bool parallel)
+        float* c, nint ldc, bool parallel, bool lowerOnly = false)
     {
         if (m == 0 || n == 0) return;
         if (k == 0 || alpha == 0)
@@ -60,9 +66,12 @@ internal static unsafe class GemmDriver
             return;
         }
 
-        var plan = new Plan { M = m, N = n, K = k, Alpha = alpha, Beta = beta, A = a, B = b, C = c, Ldc = ldc };
+        var plan = new Plan { M = m, N = n, K = k, Alpha = alpha, Beta = beta, A = a, B = b, C = c, Ldc = ldc, LowerOnly = lowerOnly };
         switch (KernelDispatch.Level)
         {
+            case KernelLevel.Avx512 when Tile == 1:
+                plan.Mr = MicroKernels.Mr512x32; plan.Nr = MicroKernels.Nr512x32; plan.Kernel = &MicroKernels.Avx512Kernel14x32;
+                break;
             case KernelLevel.Avx512:
                 plan.Mr = MicroKernels.Mr512; plan.Nr = MicroKernels.Nr512; plan.Kernel = &MicroKernels.Avx512Kernel6x64;
                 break;
@@ -132,6 +141,8 @@ internal static unsafe class GemmDriver
         int s1 = (int)((long)plan.Slivers * (chunk + 1) / plan.ChunksPerBlock);
         int mr = plan.Mr, nr = plan.Nr, kc = plan.Kc;
         int rowSlivers = (mc + mr - 1) / mr;
+        bool lowerOnly = plan.LowerOnly;
+        if (lowerOnly && plan.Jc + s0 * nr > ic + mc - 1) return; // the whole unit lies above the diagonal
 
         float* packedA = ScratchBuffer.Get(ScratchBuffer.PackedA, (long)rowSlivers * mr * kc);
         plan.A.Pack(ic, mc, plan.Pc, kc, mr, packedA);
@@ -139,6 +150,32 @@ internal static unsafe class GemmDriver
         var kernel = plan.Kernel;
         float alpha = plan.Alpha, beta = plan.StepBeta;
         nint ldc = plan.Ldc;
+        if (NB > 0)
+        {
+            for (int sb = s0; sb < s1; sb += NB)
+            {
+                int se = Math.Min(s1, sb + NB);
+                for (int r = 0; r < rowSlivers; r++)
+                {
+                    int i = r * mr;
+                    int rows = Math.Min(mr, mc - i);
+                    float* aSliver = packedA + (nint)r * kc * mr;
+                    for (int s = sb; s < se; s++)
+                    {
+                        int j = s * nr;
+                        int cols = Math.Min(nr, plan.Nc - j);
+                        if (lowerOnly && plan.Jc + j > ic + i + rows - 1) break;
+                        float* bSliver = plan.PackedB + (nint)s * kc * nr;
+                        float* cTile = plan.C + plan.Jc + j + (nint)(ic + i) * ldc;
+                        if (rows == mr && cols == nr)
+                            kernel(kc, aSliver, bSliver, cTile, ldc, alpha, beta);
+                        else
+                            EdgeTile(kernel, kc, aSliver, bSliver, cTile, ldc, rows, cols, mr, nr, alpha, beta);
+                    }
+                }
+            }
+            return;
+        }
         for (int s = s0; s < s1; s++)
         {
             int j = s * nr;
@@ -149,6 +186,7 @@ internal static unsafe class GemmDriver
             {
                 int i = r * mr;
                 int rows = Math.Min(mr, mc - i);
+                if (lowerOnly && plan.Jc + j > ic + i + rows - 1) continue;
                 float* aSliver = packedA + (nint)r * kc * mr;
                 float* cTile = cCol + (nint)(ic + i) * ldc;
                 if (rows == mr && cols == nr)

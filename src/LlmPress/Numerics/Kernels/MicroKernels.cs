@@ -79,6 +79,84 @@ internal static unsafe class MicroKernels
         }
     }
 
+    /// <summary>AVX-512 tile: 14 rows × 32 columns = 28 zmm accumulators + 2 B vectors + 1 broadcast (31 of 32 registers).
+    /// Reads half the B bytes per FMA of the 6×64 tile, so its [kc, 32] B sliver can stay in L1 across the row slivers.</summary>
+    public const int Mr512x32 = 14, Nr512x32 = 32;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Avx512Kernel14x32(nint kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
+    {
+        // a: [kc, 14], b: [kc, 32], c: [14, ldc]
+        Vector512<float> c0_0 = default, c0_1 = default, c1_0 = default, c1_1 = default, c2_0 = default, c2_1 = default, c3_0 = default, c3_1 = default, c4_0 = default, c4_1 = default, c5_0 = default, c5_1 = default, c6_0 = default, c6_1 = default, c7_0 = default, c7_1 = default, c8_0 = default, c8_1 = default, c9_0 = default, c9_1 = default, c10_0 = default, c10_1 = default, c11_0 = default, c11_1 = default, c12_0 = default, c12_1 = default, c13_0 = default, c13_1 = default;
+        Vector512<float> av;
+        for (nint p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            av = Vector512.Create(a[0]);
+            c0_0 = Avx512F.FusedMultiplyAdd(av, b0, c0_0); c0_1 = Avx512F.FusedMultiplyAdd(av, b1, c0_1);
+            av = Vector512.Create(a[1]);
+            c1_0 = Avx512F.FusedMultiplyAdd(av, b0, c1_0); c1_1 = Avx512F.FusedMultiplyAdd(av, b1, c1_1);
+            av = Vector512.Create(a[2]);
+            c2_0 = Avx512F.FusedMultiplyAdd(av, b0, c2_0); c2_1 = Avx512F.FusedMultiplyAdd(av, b1, c2_1);
+            av = Vector512.Create(a[3]);
+            c3_0 = Avx512F.FusedMultiplyAdd(av, b0, c3_0); c3_1 = Avx512F.FusedMultiplyAdd(av, b1, c3_1);
+            av = Vector512.Create(a[4]);
+            c4_0 = Avx512F.FusedMultiplyAdd(av, b0, c4_0); c4_1 = Avx512F.FusedMultiplyAdd(av, b1, c4_1);
+            av = Vector512.Create(a[5]);
+            c5_0 = Avx512F.FusedMultiplyAdd(av, b0, c5_0); c5_1 = Avx512F.FusedMultiplyAdd(av, b1, c5_1);
+            av = Vector512.Create(a[6]);
+            c6_0 = Avx512F.FusedMultiplyAdd(av, b0, c6_0); c6_1 = Avx512F.FusedMultiplyAdd(av, b1, c6_1);
+            av = Vector512.Create(a[7]);
+            c7_0 = Avx512F.FusedMultiplyAdd(av, b0, c7_0); c7_1 = Avx512F.FusedMultiplyAdd(av, b1, c7_1);
+            av = Vector512.Create(a[8]);
+            c8_0 = Avx512F.FusedMultiplyAdd(av, b0, c8_0); c8_1 = Avx512F.FusedMultiplyAdd(av, b1, c8_1);
+            av = Vector512.Create(a[9]);
+            c9_0 = Avx512F.FusedMultiplyAdd(av, b0, c9_0); c9_1 = Avx512F.FusedMultiplyAdd(av, b1, c9_1);
+            av = Vector512.Create(a[10]);
+            c10_0 = Avx512F.FusedMultiplyAdd(av, b0, c10_0); c10_1 = Avx512F.FusedMultiplyAdd(av, b1, c10_1);
+            av = Vector512.Create(a[11]);
+            c11_0 = Avx512F.FusedMultiplyAdd(av, b0, c11_0); c11_1 = Avx512F.FusedMultiplyAdd(av, b1, c11_1);
+            av = Vector512.Create(a[12]);
+            c12_0 = Avx512F.FusedMultiplyAdd(av, b0, c12_0); c12_1 = Avx512F.FusedMultiplyAdd(av, b1, c12_1);
+            av = Vector512.Create(a[13]);
+            c13_0 = Avx512F.FusedMultiplyAdd(av, b0, c13_0); c13_1 = Avx512F.FusedMultiplyAdd(av, b1, c13_1);
+            a += 14;
+            b += 32;
+        }
+        var alphaV = Vector512.Create(alpha);
+        var betaV = Vector512.Create(beta);
+        Store512x2(c + 0 * ldc, c0_0, c0_1, alphaV, betaV, beta);
+        Store512x2(c + 1 * ldc, c1_0, c1_1, alphaV, betaV, beta);
+        Store512x2(c + 2 * ldc, c2_0, c2_1, alphaV, betaV, beta);
+        Store512x2(c + 3 * ldc, c3_0, c3_1, alphaV, betaV, beta);
+        Store512x2(c + 4 * ldc, c4_0, c4_1, alphaV, betaV, beta);
+        Store512x2(c + 5 * ldc, c5_0, c5_1, alphaV, betaV, beta);
+        Store512x2(c + 6 * ldc, c6_0, c6_1, alphaV, betaV, beta);
+        Store512x2(c + 7 * ldc, c7_0, c7_1, alphaV, betaV, beta);
+        Store512x2(c + 8 * ldc, c8_0, c8_1, alphaV, betaV, beta);
+        Store512x2(c + 9 * ldc, c9_0, c9_1, alphaV, betaV, beta);
+        Store512x2(c + 10 * ldc, c10_0, c10_1, alphaV, betaV, beta);
+        Store512x2(c + 11 * ldc, c11_0, c11_1, alphaV, betaV, beta);
+        Store512x2(c + 12 * ldc, c12_0, c12_1, alphaV, betaV, beta);
+        Store512x2(c + 13 * ldc, c13_0, c13_1, alphaV, betaV, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512x2(float* r, Vector512<float> v0, Vector512<float> v1, Vector512<float> alphaV, Vector512<float> betaV, float beta)
+    {
+        if (beta == 0)
+        {
+            (v0 * alphaV).Store(r);
+            (v1 * alphaV).Store(r + 16);
+        }
+        else
+        {
+            Avx512F.FusedMultiplyAdd(v0, alphaV, Vector512.Load(r) * betaV).Store(r);
+            Avx512F.FusedMultiplyAdd(v1, alphaV, Vector512.Load(r + 16) * betaV).Store(r + 16);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Avx2Kernel6x16(nint kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
     {
