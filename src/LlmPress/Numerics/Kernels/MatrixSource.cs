@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace LlmPress.Numerics.Kernels;
 
@@ -64,8 +65,47 @@ internal readonly unsafe struct MatrixSource
         }
     }
 
+    /// <summary>
+    /// The common A case (row-major A, MR = 6): 16 steps of 6 rows at a time through permutes, ~3× faster than
+    /// element-by-element stores. src: 6 rows of stride ld; d: [kc, 6].
+    /// </summary>
+    private static void PackSixRowsAvx512(float* src, nint ld, int kc, float* d)
+    {
+        var index = SixRowTables.Index;
+        var m01 = SixRowTables.Masks01;
+        var m23 = SixRowTables.Masks23;
+        float* r0 = src, r1 = src + ld, r2 = src + 2 * ld, r3 = src + 3 * ld, r4 = src + 4 * ld, r5 = src + 5 * ld;
+        int p = 0;
+        for (; p + 16 <= kc; p += 16, d += 96)
+        {
+            var a0 = Vector512.Load(r0 + p);
+            var a1 = Vector512.Load(r1 + p);
+            var a2 = Vector512.Load(r2 + p);
+            var a3 = Vector512.Load(r3 + p);
+            var a4 = Vector512.Load(r4 + p);
+            var a5 = Vector512.Load(r5 + p);
+            for (int v = 0; v < 6; v++)
+            {
+                var x01 = Avx512F.PermuteVar16x32x2(a0, index[3 * v], a1);
+                var x23 = Avx512F.PermuteVar16x32x2(a2, index[3 * v + 1], a3);
+                var x45 = Avx512F.PermuteVar16x32x2(a4, index[3 * v + 2], a5);
+                var merged = Vector512.ConditionalSelect(m01[v].AsSingle(), x01, Vector512.ConditionalSelect(m23[v].AsSingle(), x23, x45));
+                merged.Store(d + 16 * v);
+            }
+        }
+        for (; p < kc; p++, d += 6)
+        {
+            d[0] = r0[p]; d[1] = r1[p]; d[2] = r2[p]; d[3] = r3[p]; d[4] = r4[p]; d[5] = r5[p];
+        }
+    }
+
     private void PackInnerContiguous(int o, int valid, int p0, int kc, int width, float* d)
     {
+        if (width == 6 && valid == 6 && Type == DType.F32 && kc >= 16 && Avx512F.IsSupported)
+        {
+            PackSixRowsAvx512((float*)Data + (nint)o * Ld + p0, Ld, kc, d);
+            return;
+        }
         // Row w of the sliver is contiguous in p; it lands in column w of the [kc, width] sliver (stride-width stores).
         float* converted = Type == DType.F32 ? null : ScratchBuffer.Get(ScratchBuffer.Convert, kc);
         for (int w = 0; w < valid; w++)
@@ -93,6 +133,49 @@ internal readonly unsafe struct MatrixSource
         }
         for (int w = valid; w < width; w++)
             for (int p = 0; p < kc; p++) d[(nint)p * width + w] = 0;
+    }
+}
+
+/// <summary>
+/// Index/mask tables for interleaving 6 rows × 16 values into [16, 6] with two-source permutes: output vector v
+/// (flat positions 16v .. 16v + 15, position f holding row f % 6 at step f / 6) takes rows 0–1, 2–3 and 4–5 from one
+/// vpermt2ps each and merges them with two blends.
+/// </summary>
+internal static class SixRowTables
+{
+    public static readonly Vector512<int>[] Index = Build(out Masks01, out Masks23);
+    public static readonly Vector512<int>[] Masks01;
+    public static readonly Vector512<int>[] Masks23;
+
+    private static Vector512<int>[] Build(out Vector512<int>[] masks01, out Vector512<int>[] masks23)
+    {
+        var index = new Vector512<int>[18];
+        masks01 = new Vector512<int>[6];
+        masks23 = new Vector512<int>[6];
+        Span<int> tmp = stackalloc int[16];
+        Span<int> m01 = stackalloc int[16];
+        Span<int> m23 = stackalloc int[16];
+        for (int v = 0; v < 6; v++)
+        {
+            for (int pair = 0; pair < 3; pair++)
+            {
+                for (int l = 0; l < 16; l++)
+                {
+                    int f = 16 * v + l, row = f % 6, step = f / 6;
+                    tmp[l] = row / 2 == pair ? (row % 2) * 16 + step : 0;
+                }
+                index[3 * v + pair] = Vector512.Create((ReadOnlySpan<int>)tmp);
+            }
+            for (int l = 0; l < 16; l++)
+            {
+                int row = (16 * v + l) % 6;
+                m01[l] = row < 2 ? -1 : 0;
+                m23[l] = row is 2 or 3 ? -1 : 0;
+            }
+            masks01[v] = Vector512.Create((ReadOnlySpan<int>)m01);
+            masks23[v] = Vector512.Create((ReadOnlySpan<int>)m23);
+        }
+        return index;
     }
 }
 
