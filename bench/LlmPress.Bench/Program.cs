@@ -7,6 +7,15 @@ if (what == "tune")
     Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));
     return 0;
 }
+if (what == "tune-cholesky")
+{
+    foreach (var nb in args[2..])
+    {
+        LlmPress.Numerics.Cholesky.BlockSize = int.Parse(nb);
+        Console.WriteLine($"nb {nb}: n{args[1]} 1T {KernelBenchmark.MeasureCholeskyGflops(int.Parse(args[1]), 1, TimeSpan.FromSeconds(2)):F1} GFLOP/s");
+    }
+    return 0;
+}
 double secs = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2;
 var t = TimeSpan.FromSeconds(secs);
 

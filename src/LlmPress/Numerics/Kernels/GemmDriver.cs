@@ -12,15 +12,18 @@ namespace LlmPress.Numerics.Kernels;
 /// </summary>
 internal static unsafe class GemmDriver
 {
-    /// <summary>Depth of a packed slice. 256 keeps a [6, 256] A sliver in L1 and C load/store at ~1% of a tile's work.</summary>
-    public static int KC = Env("GEMM_KC", 512);
-    /// <summary>Rows of A packed per block ([MC, KC] = 144 KiB, L2-resident).</summary>
-    public static int MC = Env("GEMM_MC", 144);
-    /// <summary>Columns of the shared B panel ([KC, NC] = 4 MiB, L3-resident).</summary>
-    public static int NC = Env("GEMM_NC", 4096);
-    public static int NB = Env("GEMM_NB", 0);
-    public static int Tile = Env("GEMM_TILE", 0);
-    private static int Env(string name, int d) => int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : d;
+    // Blocking, measured on the 2-core Zen 4 (single thread, CPU-time best of 6–12 runs, 2048³, load from other
+    // builds ±5 GFLOP/s): 6×64 tile with KC 512 / MC 96–288 → 100–103; KC 256 → 97; KC 128 → 68–87; the 14×32 tile
+    // (B sliver L1-resident) → 94–98 at best. Internal and mutable only so the bench project's tuner can sweep them.
+
+    /// <summary>Depth of a packed slice: C is loaded and stored once per KC FMAs per element (0.2% at 512).</summary>
+    internal static int KC = 512;
+    /// <summary>Rows of A packed per block ([MC, KC] = 288 KiB, L2-resident; L2 is 1 MiB per core).</summary>
+    internal static int MC = 144;
+    /// <summary>Columns of the shared B panel ([KC, NC] = 8 MiB, L3-resident).</summary>
+    internal static int NC = 4096;
+    /// <summary>1 selects the 14×32 tile instead of 6×64 (kept as a measured alternative).</summary>
+    internal static int Tile;
 
     private struct Plan
     {
@@ -150,32 +153,6 @@ internal static unsafe class GemmDriver
         var kernel = plan.Kernel;
         float alpha = plan.Alpha, beta = plan.StepBeta;
         nint ldc = plan.Ldc;
-        if (NB > 0)
-        {
-            for (int sb = s0; sb < s1; sb += NB)
-            {
-                int se = Math.Min(s1, sb + NB);
-                for (int r = 0; r < rowSlivers; r++)
-                {
-                    int i = r * mr;
-                    int rows = Math.Min(mr, mc - i);
-                    float* aSliver = packedA + (nint)r * kc * mr;
-                    for (int s = sb; s < se; s++)
-                    {
-                        int j = s * nr;
-                        int cols = Math.Min(nr, plan.Nc - j);
-                        if (lowerOnly && plan.Jc + j > ic + i + rows - 1) break;
-                        float* bSliver = plan.PackedB + (nint)s * kc * nr;
-                        float* cTile = plan.C + plan.Jc + j + (nint)(ic + i) * ldc;
-                        if (rows == mr && cols == nr)
-                            kernel(kc, aSliver, bSliver, cTile, ldc, alpha, beta);
-                        else
-                            EdgeTile(kernel, kc, aSliver, bSliver, cTile, ldc, rows, cols, mr, nr, alpha, beta);
-                    }
-                }
-            }
-            return;
-        }
         for (int s = s0; s < s1; s++)
         {
             int j = s * nr;
