@@ -43,6 +43,7 @@ public class GemmBenchmarks
     [Benchmark]
     public void SymmetricRankUpdateSingleThread() => SymmetricRankUpdate.Accumulate(_a, N, N, 1e-6f, _c, parallel: false);
 
+    // Parallel over rows once the batch reaches 2^18 elements (it then allocates its small job object).
     [Benchmark]
-    public void Hadamard() // parallel over rows once the batch reaches 2^18 elements (allocates its small job then) => HadamardTransform.Transform(_c, N, normalize: true);
+    public void Hadamard() => HadamardTransform.Transform(_c, N, normalize: true);
 }
