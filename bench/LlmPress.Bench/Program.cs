@@ -1,7 +1,60 @@
 using LlmPress.Numerics;
 
-// Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|all] [seconds]
+// Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
+//        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
+//        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
+//        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
+// Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
+if (what == "bdn")
+{
+    BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(LlmPress.Bench.GemmBenchmarks).Assembly).Run(args[1..]);
+    return 0;
+}
+if (what == "weight-m")
+{
+    foreach (var m in args[1..])
+        foreach (var threads in new[] { 1, 2 })
+        {
+            int wn = int.Parse(Environment.GetEnvironmentVariable("WN") ?? "1536"), wk = int.Parse(Environment.GetEnvironmentVariable("WK") ?? "576");
+            Console.WriteLine($"bf16 m{m} n{wn} k{wk} {threads}T: {KernelBenchmark.MeasureMultiplyByWeightGflops(int.Parse(m), wn, wk, DType.BF16, threads, TimeSpan.FromSeconds(1)):F1} GFLOP/s");
+        }
+    return 0;
+}
+if (what == "syrk-parts")
+{
+    foreach (var (rows, cols, threads) in new[] { (1, 4096, 1), (1, 4096, 2), (2048, 4096, 1), (2048, 4096, 2), (1, 1536, 1) })
+    {
+        double g = KernelBenchmark.MeasureSymmetricRankUpdateGflops(rows, cols, threads, TimeSpan.FromSeconds(1));
+        var proc = System.Diagnostics.Process.GetCurrentProcess();
+        var x = KernelBenchmark.Random(new Random(1), (long)rows * cols);
+        var h = new float[(long)cols * cols];
+        Parallelism.MaxThreads = threads;
+        proc.Refresh();
+        var cpu0 = proc.TotalProcessorTime;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        SymmetricRankUpdate.Accumulate(x, rows, cols, 1e-3f, h, threads > 1);
+        double wall = sw.Elapsed.TotalMilliseconds;
+        proc.Refresh();
+        Console.WriteLine($"syrk rows{rows} cols{cols} {threads}T: {g:F1} GFLOP/s = {(double)rows * cols * (cols + 1) / g / 1e6:F2} ms; one more run: wall {wall:F1} ms, cpu {(proc.TotalProcessorTime - cpu0).TotalMilliseconds:F1} ms");
+    }
+    return 0;
+}
+if (what == "tune")
+{
+    Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));
+    return 0;
+}
+if (what == "tune-cholesky")
+{
+    foreach (var nb in args[2..])
+    {
+        LlmPress.Numerics.Cholesky.BlockSize = int.Parse(nb);
+        int threads = int.Parse(Environment.GetEnvironmentVariable("THREADS") ?? "1");
+        Console.WriteLine($"nb {nb}: n{args[1]} {threads}T {KernelBenchmark.MeasureCholeskyGflops(int.Parse(args[1]), threads, TimeSpan.FromSeconds(2)):F1} GFLOP/s");
+    }
+    return 0;
+}
 double secs = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2;
 var t = TimeSpan.FromSeconds(secs);
 
@@ -19,5 +72,15 @@ if (what is "weight" or "all")
     Console.WriteLine($"weight bf16 m1 n1536 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 1536, 576, DType.BF16, 2, t):F1} GB/s");
     Console.WriteLine($"weight bf16 m1 n49152 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 2, t):F1} GB/s");
     Console.WriteLine($"weight bf16 m1 n49152 k576 1T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 1, t):F1} GB/s");
+}
+if (what is "linalg" or "all")
+{
+    Console.WriteLine($"syrk rows2048 cols1536 1T: {KernelBenchmark.MeasureSymmetricRankUpdateGflops(2048, 1536, 1, t):F1} GFLOP/s");
+    Console.WriteLine($"syrk rows2048 cols4096 2T: {KernelBenchmark.MeasureSymmetricRankUpdateGflops(2048, 4096, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"cholesky n1536 1T: {KernelBenchmark.MeasureCholeskyGflops(1536, 1, t):F1} GFLOP/s");
+    Console.WriteLine($"cholesky n4096 2T: {KernelBenchmark.MeasureCholeskyGflops(4096, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"upper factor of inverse n1536 2T: {KernelBenchmark.MeasureUpperFactorOfInverseSeconds(1536, 2, t) * 1e3:F1} ms");
+    Console.WriteLine($"hadamard 1024 x 4096 2T: {KernelBenchmark.MeasureHadamardGBps(1024, 4096, 2, t):F1} GB/s");
+    Console.WriteLine($"hadamard 16 x 65536 1T: {KernelBenchmark.MeasureHadamardGBps(16, 65536, 1, t):F1} GB/s");
 }
 return 0;

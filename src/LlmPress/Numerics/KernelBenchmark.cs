@@ -62,6 +62,53 @@ public static class KernelBenchmark
         return (seconds, bytes.LongLength);
     }
 
+    /// <summary>GFLOP/s of <see cref="SymmetricRankUpdate.Accumulate"/> (rows·cols·(cols + 1) flops: one triangle).</summary>
+    public static double MeasureSymmetricRankUpdateGflops(int rows, int cols, int threads, TimeSpan minTime)
+    {
+        var x = Random(new Random(3), (long)rows * cols);
+        var h = new float[(long)cols * cols];
+        double seconds = Best(threads, minTime, () => SymmetricRankUpdate.Accumulate(x, rows, cols, 1e-3f, h, threads > 1));
+        return (double)rows * cols * (cols + 1) / seconds / 1e9;
+    }
+
+    /// <summary>GFLOP/s (n³/3 flops) of the FP32 <see cref="Cholesky.TryFactor(Span{float}, int, out int, bool)"/>.</summary>
+    public static double MeasureCholeskyGflops(int n, int threads, TimeSpan minTime)
+    {
+        var spd = RandomSpd(n);
+        var work = new float[spd.Length];
+        double seconds = Best(threads, minTime, () => Cholesky.TryFactor(work, n, out _, threads > 1),
+            untimedSetup: () => spd.CopyTo(work, 0));
+        return (double)n * n * n / 3 / seconds / 1e9;
+    }
+
+    /// <summary>Seconds for <see cref="Cholesky.UpperFactorOfInverse"/> (GPTQ's H⁻¹ factor) at size n.</summary>
+    public static double MeasureUpperFactorOfInverseSeconds(int n, int threads, TimeSpan minTime)
+    {
+        var spd = RandomSpd(n);
+        var work = new float[spd.Length];
+        return Best(threads, minTime, () => Cholesky.UpperFactorOfInverse(work, n, out _, threads > 1),
+            untimedSetup: () => spd.CopyTo(work, 0));
+    }
+
+    /// <summary>GB/s (read + write) of an in-place normalised <see cref="HadamardTransform.Transform"/> over [rows, n].</summary>
+    public static double MeasureHadamardGBps(int rows, int n, int threads, TimeSpan minTime)
+    {
+        var x = Random(new Random(4), (long)rows * n);
+        double seconds = Best(threads, minTime, () => HadamardTransform.Transform(x, n, normalize: true));
+        return 8.0 * rows * n / seconds / 1e9;
+    }
+
+    /// <summary>A well-conditioned SPD matrix XᵀX/rows + I/10 ([n, n]).</summary>
+    internal static float[] RandomSpd(int n)
+    {
+        int rows = n + 16;
+        var x = Random(new Random(5), (long)rows * n);
+        var h = new float[(long)n * n];
+        SymmetricRankUpdate.Accumulate(x, rows, n, 1f / rows, h);
+        for (int i = 0; i < n; i++) h[(long)i * n + i] += 0.1f;
+        return h;
+    }
+
     internal static float[] Random(Random rng, long count)
     {
         var x = new float[count];
@@ -70,17 +117,19 @@ public static class KernelBenchmark
     }
 
     /// <summary>Best wall time in seconds of <paramref name="body"/> with the thread cap set to <paramref name="threads"/>.</summary>
-    internal static double Best(int threads, TimeSpan minTime, Action body)
+    internal static double Best(int threads, TimeSpan minTime, Action body, Action? untimedSetup = null)
     {
         int saved = Parallelism.MaxThreads;
         Parallelism.MaxThreads = Math.Max(1, threads);
         try
         {
+            untimedSetup?.Invoke();
             body();
             double best = double.MaxValue;
             var total = Stopwatch.StartNew();
             for (int run = 0; run < 3 || total.Elapsed < minTime; run++)
             {
+                untimedSetup?.Invoke();
                 long start = Stopwatch.GetTimestamp();
                 body();
                 best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);

@@ -54,4 +54,48 @@ public class DeterminismTests
         var w = new WeightView(type, n, k, ToBytes(Random(rng, (long)n * k), type));
         AssertSameForThreadCounts(c => Gemm.MultiplyByWeight(a, m, w, c), m * n);
     }
+
+    [Fact]
+    public void SymmetricRankUpdateIsIndependentOfThreadCount()
+    {
+        const int rows = 300, cols = 260;
+        var x = Random(new Random(7), (long)rows * cols);
+        AssertSameForThreadCounts(h => SymmetricRankUpdate.Accumulate(x, rows, cols, 0.25f, h), cols * cols);
+    }
+
+    [Fact]
+    public void CholeskyAndUpperFactorOfInverseAreIndependentOfThreadCount()
+    {
+        const int n = 300;
+        var spd = KernelBenchmarkSpd(n);
+        AssertSameForThreadCounts(a => { spd.CopyTo(a, 0); Assert.True(Cholesky.TryFactor(a, n, out _)); }, n * n);
+        AssertSameForThreadCounts(a => { spd.CopyTo(a, 0); Assert.True(Cholesky.UpperFactorOfInverse(a, n, out _)); }, n * n);
+        var l = (float[])spd.Clone();
+        Assert.True(Cholesky.TryFactor(l, n, out _));
+        AssertSameForThreadCounts(inv => Cholesky.Invert(l, n, inv), n * n);
+    }
+
+    [Fact]
+    public void HadamardIsIndependentOfThreadCount()
+    {
+        var x = Random(new Random(8), 1 << 19);
+        AssertSameForThreadCounts(y => { x.CopyTo(y, 0); HadamardTransform.Transform(y, 1024, normalize: true); }, x.Length);
+    }
+
+    [Fact]
+    public void KernelBenchmarkMeasuresAndRestoresTheThreadCap()
+    {
+        int saved = Parallelism.MaxThreads;
+        var none = TimeSpan.Zero;
+        Assert.True(KernelBenchmark.MeasureSgemmGflops(48, 2, none) > 0);
+        Assert.True(KernelBenchmark.MeasureMultiplyByWeightGflops(9, 40, 24, DType.BF16, 1, none) > 0);
+        Assert.True(KernelBenchmark.MeasureMultiplyByWeightGBps(1, 40, 24, DType.F16, 2, none) > 0);
+        Assert.True(KernelBenchmark.MeasureSymmetricRankUpdateGflops(20, 30, 1, none) > 0);
+        Assert.True(KernelBenchmark.MeasureCholeskyGflops(40, 2, none) > 0);
+        Assert.True(KernelBenchmark.MeasureUpperFactorOfInverseSeconds(40, 1, none) > 0);
+        Assert.True(KernelBenchmark.MeasureHadamardGBps(4, 64, 1, none) > 0);
+        Assert.Equal(saved, Parallelism.MaxThreads);
+    }
+
+    private static float[] KernelBenchmarkSpd(int n) => KernelBenchmark.RandomSpd(n);
 }

@@ -12,12 +12,18 @@ namespace LlmPress.Numerics.Kernels;
 /// </summary>
 internal static unsafe class GemmDriver
 {
-    /// <summary>Depth of a packed slice. 256 keeps a [6, 256] A sliver in L1 and C load/store at ~1% of a tile's work.</summary>
-    public const int KC = 256;
-    /// <summary>Rows of A packed per block ([MC, KC] = 144 KiB, L2-resident).</summary>
-    public const int MC = 144;
-    /// <summary>Columns of the shared B panel ([KC, NC] = 4 MiB, L3-resident).</summary>
-    public const int NC = 4096;
+    // Blocking, measured on the 2-core Zen 4 (single thread, CPU-time best of 6–12 runs, 2048³, load from other
+    // builds ±5 GFLOP/s): 6×64 tile with KC 512 / MC 96–288 → 100–103; KC 256 → 97; KC 128 → 68–87. A 14×32 tile
+    // (28 accumulators, B sliver L1-resident; 103–109 from L1 like 6×64) reached only 94–98 in the full GEMM and was
+    // dropped. Internal and mutable only so the bench project's tuner can sweep them.
+
+    /// <summary>Depth of a packed slice: C is loaded and stored once per KC FMAs per element (0.2% at 512).</summary>
+    internal static int KC = 512;
+    /// <summary>Rows of A packed per block ([MC, KC] = 288 KiB, L2-resident; L2 is 1 MiB per core).</summary>
+    internal static int MC = 144;
+    /// <summary>Columns of the shared B panel ([KC, NC] = 4 MiB, L3-resident). 4096³ on 2 threads: NC 1024–4096 all
+    /// gave 191–198 GFLOP/s (~100 per CPU-second), so the smaller L3 footprint wins ties.</summary>
+    internal static int NC = 2048;
 
     private struct Plan
     {
@@ -33,25 +39,40 @@ internal static unsafe class GemmDriver
         public float StepBeta;
         public float* PackedB;
         public int Slivers, ChunksPerBlock, Units;
+        public bool LowerOnly, Avx512Pack;
     }
 
     private sealed class ParallelStep
     {
         public Plan Plan;
-        public readonly Action<int> RunUnit;
+        public readonly Action<int> Worker;
         public readonly Action<int> PackChunk;
         public int PackChunks;
+        private int _nextUnit;
 
         public ParallelStep()
         {
-            RunUnit = u => GemmDriver.RunUnit(ref Plan, u);
+            Worker = _ => Work();
             PackChunk = t => GemmDriver.PackBChunk(ref Plan, t, PackChunks);
+        }
+
+        public void Reset() => _nextUnit = 0;
+
+        // Self-scheduling, one unit at a time in index order: Parallel.For's own range partitioning handed out runs of
+        // several units, which left one thread alone with the heavy end of a SYRK triangle (2 threads were only 1.47×
+        // busy on cols = 4096).
+        private void Work()
+        {
+            int u;
+            while ((u = Interlocked.Increment(ref _nextUnit) - 1) < Plan.Units) RunUnit(ref Plan, u);
         }
     }
 
     /// <summary>Runs the product; the caller has validated shapes. c: [m, ldc].</summary>
+    /// <param name="lowerOnly">Only tiles touching the lower triangle (row ≥ column) are computed; tiles straddling
+    /// the diagonal also write some upper elements, which the caller must treat as garbage (SYRK mirrors them).</param>
     public static void Run(int m, int n, int k, float alpha, in MatrixSource a, in MatrixSource b, float beta,
-        float* c, nint ldc, bool parallel)
+        float* c, nint ldc, bool parallel, bool lowerOnly = false)
     {
         if (m == 0 || n == 0) return;
         if (k == 0 || alpha == 0)
@@ -60,8 +81,13 @@ internal static unsafe class GemmDriver
             return;
         }
 
-        var plan = new Plan { M = m, N = n, K = k, Alpha = alpha, Beta = beta, A = a, B = b, C = c, Ldc = ldc };
-        switch (KernelDispatch.Level)
+        var level = KernelDispatch.Level;
+        var plan = new Plan
+        {
+            M = m, N = n, K = k, Alpha = alpha, Beta = beta, A = a, B = b, C = c, Ldc = ldc,
+            LowerOnly = lowerOnly, Avx512Pack = level == KernelLevel.Avx512,
+        };
+        switch (level)
         {
             case KernelLevel.Avx512:
                 plan.Mr = MicroKernels.Mr512; plan.Nr = MicroKernels.Nr512; plan.Kernel = &MicroKernels.Avx512Kernel6x64;
@@ -108,7 +134,8 @@ internal static unsafe class GemmDriver
                         Parallel.For(0, step.PackChunks, options!, step.PackChunk);
                     else
                         PackBChunk(ref step.Plan, 0, 1);
-                    Parallel.For(0, plan.Units, options!, step.RunUnit);
+                    step.Reset();
+                    Parallel.For(0, Math.Min(threads, plan.Units), options!, step.Worker);
                 }
             }
         }
@@ -120,21 +147,25 @@ internal static unsafe class GemmDriver
         if (s0 >= s1) return;
         int o0 = s0 * plan.Nr;
         int count = Math.Min(plan.Nc, s1 * plan.Nr) - o0;
-        plan.B.Pack(plan.Jc + o0, count, plan.Pc, plan.Kc, plan.Nr, plan.PackedB + (nint)s0 * plan.Kc * plan.Nr);
+        plan.B.Pack(plan.Jc + o0, count, plan.Pc, plan.Kc, plan.Nr, plan.PackedB + (nint)s0 * plan.Kc * plan.Nr, plan.Avx512Pack);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunUnit(ref Plan plan, int unit)
     {
         int block = unit / plan.ChunksPerBlock, chunk = unit % plan.ChunksPerBlock;
+        // Lower-triangle work grows with the row block, so hand out the heaviest (last) blocks first.
+        if (plan.LowerOnly) block = (plan.M + MC - 1) / MC - 1 - block;
         int ic = block * MC, mc = Math.Min(MC, plan.M - ic);
         int s0 = (int)((long)plan.Slivers * chunk / plan.ChunksPerBlock);
         int s1 = (int)((long)plan.Slivers * (chunk + 1) / plan.ChunksPerBlock);
         int mr = plan.Mr, nr = plan.Nr, kc = plan.Kc;
         int rowSlivers = (mc + mr - 1) / mr;
+        bool lowerOnly = plan.LowerOnly;
+        if (lowerOnly && plan.Jc + s0 * nr > ic + mc - 1) return; // the whole unit lies above the diagonal
 
         float* packedA = ScratchBuffer.Get(ScratchBuffer.PackedA, (long)rowSlivers * mr * kc);
-        plan.A.Pack(ic, mc, plan.Pc, kc, mr, packedA);
+        plan.A.Pack(ic, mc, plan.Pc, kc, mr, packedA, plan.Avx512Pack);
 
         var kernel = plan.Kernel;
         float alpha = plan.Alpha, beta = plan.StepBeta;
@@ -149,6 +180,7 @@ internal static unsafe class GemmDriver
             {
                 int i = r * mr;
                 int rows = Math.Min(mr, mc - i);
+                if (lowerOnly && plan.Jc + j > ic + i + rows - 1) continue;
                 float* aSliver = packedA + (nint)r * kc * mr;
                 float* cTile = cCol + (nint)(ic + i) * ldc;
                 if (rows == mr && cols == nr)

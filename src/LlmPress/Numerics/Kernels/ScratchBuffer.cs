@@ -8,7 +8,7 @@ namespace LlmPress.Numerics.Kernels;
 /// </summary>
 internal static unsafe class ScratchBuffer
 {
-    public const int SlotCount = 5;
+    public const int SlotCount = 6;
     /// <summary>Slot for packed B panels (shared by the threads of one GEMM while its caller waits).</summary>
     public const int PackedB = 0;
     /// <summary>Slot for packed A blocks (private to the thread).</summary>
@@ -19,6 +19,8 @@ internal static unsafe class ScratchBuffer
     public const int Work = 3;
     /// <summary>One row widened from F16/BF16 while packing.</summary>
     public const int Convert = 4;
+    /// <summary>A second workspace for algorithms built on GEMM (a small inverted diagonal block).</summary>
+    public const int Work2 = 5;
 
     [ThreadStatic] private static float[]?[]? t_arrays;
 
