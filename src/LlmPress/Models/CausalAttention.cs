@@ -68,11 +68,58 @@ public static class CausalAttention
             }
         }
 
+        // Decode and short prompts: a GEMM call's packing costs more than the products themselves.
+        if (tokenCount < DirectMaxQueries)
+        {
+            void RunHead(int head) => DirectHead(queries.Span, keys.Span, values.Span, tokenCount, startPosition, head, head / groupSize,
+                headCount, kvHeadCount, headDim, window, scale, output.Span);
+            // Below ~32K multiply-adds per head a thread hand-off costs more than it saves.
+            if (Parallelism.MaxThreads == 1 || (long)keyCount * headDim * tokenCount < 32_768)
+                for (int h = 0; h < headCount; h++) RunHead(h);
+            else
+                Parallel.For(0, headCount, Parallelism.Options, RunHead);
+            return;
+        }
+
         int items = headCount * blocks;
         if (items == 1 || Parallelism.MaxThreads == 1)
             for (int i = 0; i < items; i++) Run(i);
         else
             Parallel.For(0, items, Parallelism.Options, Run);
+    }
+
+    /// <summary>Query counts below this use dot products per key instead of two GEMMs per block.</summary>
+    private const int DirectMaxQueries = 4;
+
+    /// <summary>One head for a few queries: scores by dot products, then output = Σ p_j · v_j.</summary>
+    private static void DirectHead(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
+        int tokenCount, int startPosition, int head, int kvHead, int headCount, int kvHeadCount, int headDim, int window,
+        float scale, Span<float> output)
+    {
+        int queryStride = headCount * headDim, kvStride = kvHeadCount * headDim;
+        int keyCount = startPosition + tokenCount;
+        float[] scores = ArrayPool<float>.Shared.Rent(keyCount);
+        try
+        {
+            for (int t = 0; t < tokenCount; t++)
+            {
+                int pos = startPosition + t;
+                int lo = window == int.MaxValue ? 0 : Math.Max(0, pos - window + 1);
+                var q = queries.Slice(t * queryStride + head * headDim, headDim);
+                var row = scores.AsSpan(lo, pos + 1 - lo);
+                for (int j = lo; j <= pos; j++)
+                    row[j - lo] = scale * TensorPrimitives.Dot(q, keys.Slice(j * kvStride + kvHead * headDim, headDim));
+                SoftmaxInPlace(row);
+                var o = output.Slice(t * queryStride + head * headDim, headDim);
+                o.Clear();
+                for (int j = lo; j <= pos; j++)
+                    TensorPrimitives.MultiplyAdd(values.Slice(j * kvStride + kvHead * headDim, headDim), row[j - lo], o, o);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scores);
+        }
     }
 
     /// <summary>Numerically stable softmax: exp(x − max) / Σ.</summary>

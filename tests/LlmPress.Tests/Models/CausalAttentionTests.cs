@@ -42,6 +42,8 @@ public class CausalAttentionTests
     [InlineData(3, 61, 4, 1, 8, null)]     // continues a cache
     [InlineData(100, 0, 2, 1, 8, 17)]      // sliding window
     [InlineData(5, 40, 2, 2, 8, 9)]
+    [InlineData(2, 30, 2, 1, 8, 9)]       // direct (decode) path with a sliding window
+    [InlineData(3, 700, 8, 2, 64, null)]  // direct path, parallel over heads
     public void MatchesDirectDefinition(int tokens, int start, int heads, int kvHeads, int headDim, int? window)
     {
         var rng = new Random(tokens * 31 + start);
