@@ -1,7 +1,16 @@
 using LlmPress.Numerics;
 
 // Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
+//        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
+//        ... -- tune ROUNDS SIZE THREADS KC,MC,NC,TILE ...   (sweeps GEMM blocking)
+//        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
+// Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
+if (what == "bdn")
+{
+    BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(LlmPress.Bench.GemmBenchmarks).Assembly).Run(args[1..]);
+    return 0;
+}
 if (what == "tune")
 {
     Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));
