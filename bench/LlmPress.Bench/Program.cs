@@ -11,6 +11,16 @@ if (what == "bdn")
     BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(LlmPress.Bench.GemmBenchmarks).Assembly).Run(args[1..]);
     return 0;
 }
+if (what == "weight-m")
+{
+    foreach (var m in args[1..])
+        foreach (var threads in new[] { 1, 2 })
+        {
+            int wn = int.Parse(Environment.GetEnvironmentVariable("WN") ?? "1536"), wk = int.Parse(Environment.GetEnvironmentVariable("WK") ?? "576");
+            Console.WriteLine($"bf16 m{m} n{wn} k{wk} {threads}T: {KernelBenchmark.MeasureMultiplyByWeightGflops(int.Parse(m), wn, wk, DType.BF16, threads, TimeSpan.FromSeconds(1)):F1} GFLOP/s");
+        }
+    return 0;
+}
 if (what == "tune")
 {
     Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));

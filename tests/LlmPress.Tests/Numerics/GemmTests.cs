@@ -77,6 +77,8 @@ public class GemmTests
         [
             (1, 1, 1), (1, 17, 65), (1, 257, 16), (2, 63, 127), (3, 5, 257), (4, 16, 17), (5, 7, 33), (7, 65, 63),
             (8, 17, 65), (9, 64, 256), (17, 257, 15), (65, 127, 300), (0, 4, 4), (3, 0, 4), (2, 4, 0), (13, 5, 0),
+            // GEMM path (m past the GEMV limits: m > 32, or m·k > 128 Ki) with and without partial 16-row pack groups.
+            (33, 65, 17), (20, 33, 7000), (40, 128, 48),
         ];
         foreach (var level in Levels())
             foreach (var type in new[] { DType.F32, DType.F16, DType.BF16 })

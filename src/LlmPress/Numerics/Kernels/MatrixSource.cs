@@ -106,9 +106,105 @@ internal readonly unsafe struct MatrixSource
             PackSixRowsAvx512((float*)Data + (nint)o * Ld + p0, Ld, kc, d);
             return;
         }
+        if (width % 16 == 0 && kc >= 16 && Avx512F.IsSupported)
+        {
+            // Whole groups of 16 rows go through 16×16 register transposes; a partial last group falls through.
+            int full = valid / 16 * 16;
+            switch (Type)
+            {
+                case DType.F32: PackTransposed16<LoadF32>((byte*)Data, 4, o, full, p0, kc, width, d); break;
+                case DType.BF16: PackTransposed16<LoadBF16>((byte*)Data, 2, o, full, p0, kc, width, d); break;
+                case DType.F16: PackTransposed16<LoadF16>((byte*)Data, 2, o, full, p0, kc, width, d); break;
+            }
+            if (full == width) return;
+            PackInnerContiguousScalar(o, valid, p0, kc, width, d, full);
+            return;
+        }
+        PackInnerContiguousScalar(o, valid, p0, kc, width, d, 0);
+    }
+
+    /// <summary>
+    /// Rows [o + w0, o + w0 + 16) for each w0 &lt; count (a multiple of 16), p in [p0, p0 + kc): 16 × 16 blocks are
+    /// loaded (widened to FP32), transposed in registers (unpack ps → unpack pd → two 128-bit lane shuffles, 64 ops
+    /// per 256 values) and stored as 16 contiguous runs. ~7× fewer cycles per value than stride-width scalar stores,
+    /// which made the weight GEMM at m = 8–64 pack-bound. d: [kc, width].
+    /// </summary>
+    private void PackTransposed16<TLoad>(byte* data, int size, int o, int count, int p0, int kc, int width, float* d)
+        where TLoad : struct, IWeightLoad
+    {
+        nint rowBytes = Ld * size;
+        int kc16 = kc / 16 * 16;
+        for (int w0 = 0; w0 < count; w0 += 16)
+        {
+            byte* r = data + (nint)(o + w0) * rowBytes;
+            float* dst = d + w0;
+            for (int p = 0; p < kc16; p += 16)
+            {
+                nint q = p0 + p;
+                var r0 = TLoad.Load16(r, q); var r1 = TLoad.Load16(r + rowBytes, q);
+                var r2 = TLoad.Load16(r + 2 * rowBytes, q); var r3 = TLoad.Load16(r + 3 * rowBytes, q);
+                var r4 = TLoad.Load16(r + 4 * rowBytes, q); var r5 = TLoad.Load16(r + 5 * rowBytes, q);
+                var r6 = TLoad.Load16(r + 6 * rowBytes, q); var r7 = TLoad.Load16(r + 7 * rowBytes, q);
+                var r8 = TLoad.Load16(r + 8 * rowBytes, q); var r9 = TLoad.Load16(r + 9 * rowBytes, q);
+                var r10 = TLoad.Load16(r + 10 * rowBytes, q); var r11 = TLoad.Load16(r + 11 * rowBytes, q);
+                var r12 = TLoad.Load16(r + 12 * rowBytes, q); var r13 = TLoad.Load16(r + 13 * rowBytes, q);
+                var r14 = TLoad.Load16(r + 14 * rowBytes, q); var r15 = TLoad.Load16(r + 15 * rowBytes, q);
+                // 32-bit interleave of row pairs (within 128-bit lanes).
+                var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+                var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+                var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+                var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+                var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+                var t10 = Avx512F.UnpackLow(r10, r11); var t11 = Avx512F.UnpackHigh(r10, r11);
+                var t12 = Avx512F.UnpackLow(r12, r13); var t13 = Avx512F.UnpackHigh(r12, r13);
+                var t14 = Avx512F.UnpackLow(r14, r15); var t15 = Avx512F.UnpackHigh(r14, r15);
+                // 64-bit interleave: uX holds 4 rows at steps (j, j+4, j+8, j+12), one step per 128-bit lane.
+                var u0 = Lo64(t0, t2); var u1 = Hi64(t0, t2); var u2 = Lo64(t1, t3); var u3 = Hi64(t1, t3);
+                var u4 = Lo64(t4, t6); var u5 = Hi64(t4, t6); var u6 = Lo64(t5, t7); var u7 = Hi64(t5, t7);
+                var u8 = Lo64(t8, t10); var u9 = Hi64(t8, t10); var u10 = Lo64(t9, t11); var u11 = Hi64(t9, t11);
+                var u12 = Lo64(t12, t14); var u13 = Hi64(t12, t14); var u14 = Lo64(t13, t15); var u15 = Hi64(t13, t15);
+                float* out0 = dst + (nint)p * width;
+                Finish(u0, u4, u8, u12, out0, width, 0);
+                Finish(u1, u5, u9, u13, out0, width, 1);
+                Finish(u2, u6, u10, u14, out0, width, 2);
+                Finish(u3, u7, u11, u15, out0, width, 3);
+            }
+            for (int row = 0; row < 16; row++)
+            {
+                byte* rr = r + row * rowBytes;
+                for (int p = kc16; p < kc; p++) dst[(nint)p * width + row] = TLoad.Load1(rr, p0 + p);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Lo64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackLow(a.AsDouble(), b.AsDouble()).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Hi64(Vector512<float> a, Vector512<float> b) => Avx512F.UnpackHigh(a.AsDouble(), b.AsDouble()).AsSingle();
+
+    /// <summary>
+    /// a, b, c, e: rows 0–3, 4–7, 8–11, 12–15, each with steps (j, j+4, j+8, j+12) in its four 128-bit lanes;
+    /// writes the 16 rows of steps j, j+4, j+8, j+12 to out[step·width .. +16).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> e, float* out0, int width, int j)
+    {
+        var v0 = Avx512F.Shuffle4x128(a, b, 0x88); // steps j, j+8 of rows 0–3 | j, j+8 of rows 4–7
+        var v1 = Avx512F.Shuffle4x128(a, b, 0xDD); // steps j+4, j+12
+        var v2 = Avx512F.Shuffle4x128(c, e, 0x88);
+        var v3 = Avx512F.Shuffle4x128(c, e, 0xDD);
+        Avx512F.Shuffle4x128(v0, v2, 0x88).Store(out0 + (nint)j * width);
+        Avx512F.Shuffle4x128(v0, v2, 0xDD).Store(out0 + (nint)(j + 8) * width);
+        Avx512F.Shuffle4x128(v1, v3, 0x88).Store(out0 + (nint)(j + 4) * width);
+        Avx512F.Shuffle4x128(v1, v3, 0xDD).Store(out0 + (nint)(j + 12) * width);
+    }
+
+    private void PackInnerContiguousScalar(int o, int valid, int p0, int kc, int width, float* d, int firstRow)
+    {
         // Row w of the sliver is contiguous in p; it lands in column w of the [kc, width] sliver (stride-width stores).
         float* converted = Type == DType.F32 ? null : ScratchBuffer.Get(ScratchBuffer.Convert, kc);
-        for (int w = 0; w < valid; w++)
+        for (int w = firstRow; w < valid; w++)
         {
             float* row;
             if (Type == DType.F32)

@@ -55,9 +55,9 @@ internal readonly unsafe struct LoadF16 : IWeightLoad
 }
 
 /// <summary>
-/// Weight GEMV for decode (m = 1..7): c[m, n] = a[m, k] · w[n, k]ᵀ, streaming each weight row once and widening it
-/// on the fly. Blocks of 4 weight rows × up to 4 activation rows (16 zmm accumulators); with m &gt; 4 the second
-/// group re-reads the 4 rows from L1. Each output is one 16-lane FMA chain over k, then a fixed-order lane sum and
+/// Weight GEMV for decode and small batches (see Gemm.GemvMaxRows): c[m, n] = a[m, k] · w[n, k]ᵀ, streaming each weight row once and widening it
+/// on the fly. Blocks of 4 weight rows × up to 4 activation rows (16 zmm accumulators); with m &gt; 4 the later
+/// groups re-read the 4 rows from L1. Each output is one 16-lane FMA chain over k, then a fixed-order lane sum and
 /// a scalar tail: the same arithmetic whichever thread runs it.
 /// </summary>
 internal static unsafe class WeightGemv
