@@ -21,6 +21,25 @@ if (what == "weight-m")
         }
     return 0;
 }
+if (what == "syrk-parts")
+{
+    foreach (var (rows, cols, threads) in new[] { (1, 4096, 1), (1, 4096, 2), (2048, 4096, 1), (2048, 4096, 2), (1, 1536, 1) })
+    {
+        double g = KernelBenchmark.MeasureSymmetricRankUpdateGflops(rows, cols, threads, TimeSpan.FromSeconds(1));
+        var proc = System.Diagnostics.Process.GetCurrentProcess();
+        var x = KernelBenchmark.Random(new Random(1), (long)rows * cols);
+        var h = new float[(long)cols * cols];
+        Parallelism.MaxThreads = threads;
+        proc.Refresh();
+        var cpu0 = proc.TotalProcessorTime;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        SymmetricRankUpdate.Accumulate(x, rows, cols, 1e-3f, h, threads > 1);
+        double wall = sw.Elapsed.TotalMilliseconds;
+        proc.Refresh();
+        Console.WriteLine($"syrk rows{rows} cols{cols} {threads}T: {g:F1} GFLOP/s = {(double)rows * cols * (cols + 1) / g / 1e6:F2} ms; one more run: wall {wall:F1} ms, cpu {(proc.TotalProcessorTime - cpu0).TotalMilliseconds:F1} ms");
+    }
+    return 0;
+}
 if (what == "tune")
 {
     Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));

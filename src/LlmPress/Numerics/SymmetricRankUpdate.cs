@@ -31,25 +31,53 @@ public static unsafe class SymmetricRankUpdate
                 var source = new MatrixSource(px, cols, outerContiguous: true);
                 GemmDriver.Run(cols, cols, rows, alpha, source, source, 1f, ph, cols, parallel, lowerOnly: true);
             }
-            MirrorLowerToUpper(ph, cols, cols);
+            MirrorLowerToUpper(ph, cols, cols, parallel);
         }
     }
 
-    /// <summary>a[i, j] = a[j, i] for j &gt; i, in 32×32 blocks so both sides stay in cache.</summary>
-    internal static void MirrorLowerToUpper(float* a, int n, nint lda)
+    /// <summary>
+    /// a[i, j] = a[j, i] for j &gt; i, in 32×32 blocks so both sides stay in cache; row blocks are split across threads
+    /// for large n (writes go to the upper triangle, reads come from the lower, so blocks never conflict).
+    /// </summary>
+    internal static void MirrorLowerToUpper(float* a, int n, nint lda, bool parallel = false)
     {
-        const int B = 32;
-        for (int ib = 0; ib < n; ib += B)
+        int blocks = (n + MirrorBlock - 1) / MirrorBlock;
+        int threads = parallel && n >= 1024 ? Math.Min(Parallelism.MaxThreads, blocks) : 1;
+        if (threads <= 1)
         {
-            int ie = Math.Min(n, ib + B);
-            for (int jb = ib; jb < n; jb += B)
+            for (int b = 0; b < blocks; b++) MirrorRowBlock(a, n, lda, b);
+            return;
+        }
+        var job = new MirrorJob { A = (nint)a, N = n, Lda = lda, Blocks = blocks };
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Work);
+    }
+
+    private const int MirrorBlock = 32;
+
+    private sealed class MirrorJob
+    {
+        public nint A, Lda;
+        public int N, Blocks;
+        private int _next;
+
+        // Row block 0 has the most work (the whole first rows), so taking blocks in order is heaviest first.
+        public void Work(int _)
+        {
+            int b;
+            while ((b = Interlocked.Increment(ref _next) - 1) < Blocks) MirrorRowBlock((float*)A, N, Lda, b);
+        }
+    }
+
+    private static void MirrorRowBlock(float* a, int n, nint lda, int block)
+    {
+        int ib = block * MirrorBlock, ie = Math.Min(n, ib + MirrorBlock);
+        for (int jb = ib; jb < n; jb += MirrorBlock)
+        {
+            int je = Math.Min(n, jb + MirrorBlock);
+            for (int i = ib; i < ie; i++)
             {
-                int je = Math.Min(n, jb + B);
-                for (int i = ib; i < ie; i++)
-                {
-                    float* row = a + i * lda;
-                    for (int j = Math.Max(jb, i + 1); j < je; j++) row[j] = a[j * lda + i];
-                }
+                float* row = a + i * lda;
+                for (int j = Math.Max(jb, i + 1); j < je; j++) row[j] = a[j * lda + i];
             }
         }
     }
