@@ -50,7 +50,8 @@ if (what == "tune-cholesky")
     foreach (var nb in args[2..])
     {
         LlmPress.Numerics.Cholesky.BlockSize = int.Parse(nb);
-        Console.WriteLine($"nb {nb}: n{args[1]} 1T {KernelBenchmark.MeasureCholeskyGflops(int.Parse(args[1]), 1, TimeSpan.FromSeconds(2)):F1} GFLOP/s");
+        int threads = int.Parse(Environment.GetEnvironmentVariable("THREADS") ?? "1");
+        Console.WriteLine($"nb {nb}: n{args[1]} {threads}T {KernelBenchmark.MeasureCholeskyGflops(int.Parse(args[1]), threads, TimeSpan.FromSeconds(2)):F1} GFLOP/s");
     }
     return 0;
 }

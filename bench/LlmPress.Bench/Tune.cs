@@ -16,6 +16,8 @@ internal static class Tune
         var b = KernelBenchmark.Random(rng, (long)size * size);
         var c = new float[(long)size * size];
         Parallelism.MaxThreads = threads;
+        // LEVEL=Avx2 or Scalar measures a lower kernel tier (the override is per thread; GEMM reads it on the caller).
+        if (Enum.TryParse<KernelLevel>(Environment.GetEnvironmentVariable("LEVEL"), out var level)) KernelDispatch.Override = level;
         var proc = Process.GetCurrentProcess();
         for (int r = 0; r < rounds; r++)
         {
