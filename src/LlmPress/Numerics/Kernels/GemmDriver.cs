@@ -40,7 +40,7 @@ internal static unsafe class GemmDriver
         public float StepBeta;
         public float* PackedB;
         public int Slivers, ChunksPerBlock, Units;
-        public bool LowerOnly;
+        public bool LowerOnly, Avx512Pack;
     }
 
     private sealed class ParallelStep
@@ -82,8 +82,13 @@ internal static unsafe class GemmDriver
             return;
         }
 
-        var plan = new Plan { M = m, N = n, K = k, Alpha = alpha, Beta = beta, A = a, B = b, C = c, Ldc = ldc, LowerOnly = lowerOnly };
-        switch (KernelDispatch.Level)
+        var level = KernelDispatch.Level;
+        var plan = new Plan
+        {
+            M = m, N = n, K = k, Alpha = alpha, Beta = beta, A = a, B = b, C = c, Ldc = ldc,
+            LowerOnly = lowerOnly, Avx512Pack = level == KernelLevel.Avx512,
+        };
+        switch (level)
         {
             case KernelLevel.Avx512 when Tile == 1:
                 plan.Mr = MicroKernels.Mr512x32; plan.Nr = MicroKernels.Nr512x32; plan.Kernel = &MicroKernels.Avx512Kernel14x32;
@@ -146,7 +151,7 @@ internal static unsafe class GemmDriver
         if (s0 >= s1) return;
         int o0 = s0 * plan.Nr;
         int count = Math.Min(plan.Nc, s1 * plan.Nr) - o0;
-        plan.B.Pack(plan.Jc + o0, count, plan.Pc, plan.Kc, plan.Nr, plan.PackedB + (nint)s0 * plan.Kc * plan.Nr);
+        plan.B.Pack(plan.Jc + o0, count, plan.Pc, plan.Kc, plan.Nr, plan.PackedB + (nint)s0 * plan.Kc * plan.Nr, plan.Avx512Pack);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -164,7 +169,7 @@ internal static unsafe class GemmDriver
         if (lowerOnly && plan.Jc + s0 * nr > ic + mc - 1) return; // the whole unit lies above the diagonal
 
         float* packedA = ScratchBuffer.Get(ScratchBuffer.PackedA, (long)rowSlivers * mr * kc);
-        plan.A.Pack(ic, mc, plan.Pc, kc, mr, packedA);
+        plan.A.Pack(ic, mc, plan.Pc, kc, mr, packedA, plan.Avx512Pack);
 
         var kernel = plan.Kernel;
         float alpha = plan.Alpha, beta = plan.StepBeta;
