@@ -2,7 +2,7 @@ using LlmPress.Numerics;
 
 // Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
 //        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
-//        ... -- tune ROUNDS SIZE THREADS KC,MC,NC,TILE ...   (sweeps GEMM blocking)
+//        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";

@@ -4,7 +4,7 @@ using LlmPress.Numerics.Kernels;
 
 internal static class Tune
 {
-    // Configurations are "KC,MC,NC,tile" (tile 0 = 6×64, 1 = 14×32).
+    // Configurations are "KC,MC,NC".
     // Rotates blocking configurations, keeping each one's best result, so machine noise hits all alike.
     // Single-thread runs are timed by process CPU time, which other engineers' builds do not inflate.
     public static void Run(string[] configs, int rounds, int size, int threads)
@@ -24,7 +24,7 @@ internal static class Tune
             for (int i = 0; i < configs.Length; i++)
             {
                 var p = configs[i].Split(',').Select(int.Parse).ToArray();
-                GemmDriver.KC = p[0]; GemmDriver.MC = p[1]; GemmDriver.NC = p[2]; GemmDriver.Tile = p[3];
+                GemmDriver.KC = p[0]; GemmDriver.MC = p[1]; GemmDriver.NC = p[2];
                 for (int rep = 0; rep < 3; rep++)
                 {
                     proc.Refresh();

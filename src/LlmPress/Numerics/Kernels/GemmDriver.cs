@@ -13,8 +13,9 @@ namespace LlmPress.Numerics.Kernels;
 internal static unsafe class GemmDriver
 {
     // Blocking, measured on the 2-core Zen 4 (single thread, CPU-time best of 6–12 runs, 2048³, load from other
-    // builds ±5 GFLOP/s): 6×64 tile with KC 512 / MC 96–288 → 100–103; KC 256 → 97; KC 128 → 68–87; the 14×32 tile
-    // (B sliver L1-resident) → 94–98 at best. Internal and mutable only so the bench project's tuner can sweep them.
+    // builds ±5 GFLOP/s): 6×64 tile with KC 512 / MC 96–288 → 100–103; KC 256 → 97; KC 128 → 68–87. A 14×32 tile
+    // (28 accumulators, B sliver L1-resident; 103–109 from L1 like 6×64) reached only 94–98 in the full GEMM and was
+    // dropped. Internal and mutable only so the bench project's tuner can sweep them.
 
     /// <summary>Depth of a packed slice: C is loaded and stored once per KC FMAs per element (0.2% at 512).</summary>
     internal static int KC = 512;
@@ -23,8 +24,6 @@ internal static unsafe class GemmDriver
     /// <summary>Columns of the shared B panel ([KC, NC] = 4 MiB, L3-resident). 4096³ on 2 threads: NC 1024–4096 all
     /// gave 191–198 GFLOP/s (~100 per CPU-second), so the smaller L3 footprint wins ties.</summary>
     internal static int NC = 2048;
-    /// <summary>1 selects the 14×32 tile instead of 6×64 (kept as a measured alternative).</summary>
-    internal static int Tile;
 
     private struct Plan
     {
@@ -90,9 +89,6 @@ internal static unsafe class GemmDriver
         };
         switch (level)
         {
-            case KernelLevel.Avx512 when Tile == 1:
-                plan.Mr = MicroKernels.Mr512x32; plan.Nr = MicroKernels.Nr512x32; plan.Kernel = &MicroKernels.Avx512Kernel14x32;
-                break;
             case KernelLevel.Avx512:
                 plan.Mr = MicroKernels.Mr512; plan.Nr = MicroKernels.Nr512; plan.Kernel = &MicroKernels.Avx512Kernel6x64;
                 break;
