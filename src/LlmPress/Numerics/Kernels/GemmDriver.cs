@@ -112,13 +112,17 @@ internal static unsafe class GemmDriver
         int mc = MC;
         plan.Mc = mc;
         int mBlocks = (m + mc - 1) / mc;
+        // K is cut into equal slices of at most 1.25·KC (depends on k only, so results stay thread-count independent):
+        // k = 576 is one slice instead of 512 + 64, which cost an extra read/write pass over c (LM head: c is 400 MB).
+        int slices = (k + KC + KC / 4 - 1) / (KC + KC / 4);
+        int kcBlock = (k + slices - 1) / slices;
 
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
-            for (int pc = 0; pc < k; pc += KC)
+            for (int pc = 0; pc < k; pc += kcBlock)
             {
-                int kc = Math.Min(KC, k - pc);
+                int kc = Math.Min(kcBlock, k - pc);
                 plan.Jc = jc; plan.Nc = nc; plan.Pc = pc; plan.Kc = kc;
                 plan.StepBeta = pc == 0 ? beta : 1f;
                 plan.Slivers = (nc + plan.Nr - 1) / plan.Nr;
