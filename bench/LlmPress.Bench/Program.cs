@@ -69,6 +69,8 @@ if (what is "weight" or "all")
 {
     Console.WriteLine($"weight bf16 m2048 n1536 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGflops(2048, 1536, 576, DType.BF16, 2, t):F1} GFLOP/s");
     Console.WriteLine($"weight bf16 m2048 n576 k1536 2T: {KernelBenchmark.MeasureMultiplyByWeightGflops(2048, 576, 1536, DType.BF16, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"weight bf16 m2048 n49152 k576 2T (LM head): {KernelBenchmark.MeasureMultiplyByWeightGflops(2048, 49152, 576, DType.BF16, 2, t):F1} GFLOP/s");
+    Console.WriteLine($"weight bf16 m2048 n1536 k576 1T: {KernelBenchmark.MeasureMultiplyByWeightGflops(2048, 1536, 576, DType.BF16, 1, t):F1} GFLOP/s");
     Console.WriteLine($"weight bf16 m1 n1536 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 1536, 576, DType.BF16, 2, t):F1} GB/s");
     Console.WriteLine($"weight bf16 m1 n49152 k576 2T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 2, t):F1} GB/s");
     Console.WriteLine($"weight bf16 m1 n49152 k576 1T: {KernelBenchmark.MeasureMultiplyByWeightGBps(1, 49152, 576, DType.BF16, 1, t):F1} GB/s");

@@ -32,7 +32,7 @@ internal static unsafe class GemmDriver
         public MatrixSource A, B;
         public float* C;
         public nint Ldc;
-        public int Mr, Nr;
+        public int Mr, Nr, Mc;
         public delegate*<nint, float*, float*, float*, nint, float, float, void> Kernel;
         // Current step
         public int Jc, Nc, Pc, Kc;
@@ -40,6 +40,8 @@ internal static unsafe class GemmDriver
         public float* PackedB;
         public int Slivers, ChunksPerBlock, Units;
         public bool LowerOnly, Avx512Pack;
+        /// <summary>One row block only: each unit packs its own (disjoint) B slivers, saving a fork/join per step.</summary>
+        public bool PackBInUnit;
     }
 
     private sealed class ParallelStep
@@ -105,14 +107,22 @@ internal static unsafe class GemmDriver
         int threads = parallel && work >= 1L << 21 ? Math.Max(1, Parallelism.MaxThreads) : 1;
         ParallelStep? step = threads > 1 ? new ParallelStep() : null;
         var options = threads > 1 ? new ParallelOptions { MaxDegreeOfParallelism = threads } : null;
-        int mBlocks = (m + MC - 1) / MC;
+        // Measured and rejected: shrinking the row block for small m to get ≥ 8 units per thread (each unit then
+        // re-packs its A block; m = 128, n = 576, 2 threads fell from 155 to 83 GFLOP/s).
+        int mc = MC;
+        plan.Mc = mc;
+        int mBlocks = (m + mc - 1) / mc;
+        // K is cut into equal slices of at most 1.25·KC (depends on k only, so results stay thread-count independent):
+        // k = 576 is one slice instead of 512 + 64, which cost an extra read/write pass over c (LM head: c is 400 MB).
+        int slices = (k + KC + KC / 4 - 1) / (KC + KC / 4);
+        int kcBlock = (k + slices - 1) / slices;
 
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
-            for (int pc = 0; pc < k; pc += KC)
+            for (int pc = 0; pc < k; pc += kcBlock)
             {
-                int kc = Math.Min(KC, k - pc);
+                int kc = Math.Min(kcBlock, k - pc);
                 plan.Jc = jc; plan.Nc = nc; plan.Pc = pc; plan.Kc = kc;
                 plan.StepBeta = pc == 0 ? beta : 1f;
                 plan.Slivers = (nc + plan.Nr - 1) / plan.Nr;
@@ -128,12 +138,16 @@ internal static unsafe class GemmDriver
                 }
                 else
                 {
+                    plan.PackBInUnit = mBlocks == 1;
                     step.Plan = plan;
                     step.PackChunks = Math.Min(threads, plan.Slivers);
-                    if (step.PackChunks > 1 && (long)nc * kc >= 1 << 16)
-                        Parallel.For(0, step.PackChunks, options!, step.PackChunk);
-                    else
-                        PackBChunk(ref step.Plan, 0, 1);
+                    if (!plan.PackBInUnit)
+                    {
+                        if (step.PackChunks > 1 && (long)nc * kc >= 1 << 16)
+                            Parallel.For(0, step.PackChunks, options!, step.PackChunk);
+                        else
+                            PackBChunk(ref step.Plan, 0, 1);
+                    }
                     step.Reset();
                     Parallel.For(0, Math.Min(threads, plan.Units), options!, step.Worker);
                 }
@@ -155,8 +169,8 @@ internal static unsafe class GemmDriver
     {
         int block = unit / plan.ChunksPerBlock, chunk = unit % plan.ChunksPerBlock;
         // Lower-triangle work grows with the row block, so hand out the heaviest (last) blocks first.
-        if (plan.LowerOnly) block = (plan.M + MC - 1) / MC - 1 - block;
-        int ic = block * MC, mc = Math.Min(MC, plan.M - ic);
+        if (plan.LowerOnly) block = (plan.M + plan.Mc - 1) / plan.Mc - 1 - block;
+        int ic = block * plan.Mc, mc = Math.Min(plan.Mc, plan.M - ic);
         int s0 = (int)((long)plan.Slivers * chunk / plan.ChunksPerBlock);
         int s1 = (int)((long)plan.Slivers * (chunk + 1) / plan.ChunksPerBlock);
         int mr = plan.Mr, nr = plan.Nr, kc = plan.Kc;
@@ -164,6 +178,7 @@ internal static unsafe class GemmDriver
         bool lowerOnly = plan.LowerOnly;
         if (lowerOnly && plan.Jc + s0 * nr > ic + mc - 1) return; // the whole unit lies above the diagonal
 
+        if (plan.PackBInUnit) PackBChunk(ref plan, chunk, plan.ChunksPerBlock);
         float* packedA = ScratchBuffer.Get(ScratchBuffer.PackedA, (long)rowSlivers * mr * kc);
         plan.A.Pack(ic, mc, plan.Pc, kc, mr, packedA, plan.Avx512Pack);
 

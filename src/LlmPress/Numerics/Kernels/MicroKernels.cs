@@ -13,7 +13,7 @@ namespace LlmPress.Numerics.Kernels;
 internal static unsafe class MicroKernels
 {
     /// <summary>AVX-512 tile: 6 rows × 64 columns = 24 zmm accumulators + 4 B vectors + 1 broadcast (29 of 32 registers).
-    /// Measured ~108 GFLOP/s from L1 on the 2-core Zen 4 box (its FMA peak is ~110: 2 × 256-bit pipes).</summary>
+    /// Measured ~108 GFLOP/s from L1 on the 2-core Zen 4 box (its FMA peak is 110–115: 2 × 256-bit pipes).</summary>
     public const int Mr512 = 6, Nr512 = 64;
 
     /// <summary>AVX2 tile: 6 × 16 = 12 ymm accumulators + 2 B + 1 broadcast (15 of 16 registers).</summary>
