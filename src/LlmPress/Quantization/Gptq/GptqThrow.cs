@@ -7,7 +7,7 @@ namespace LlmPress.Quantization;
 [StackTraceHidden]
 internal static class GptqThrow
 {
-    private static string Prefix(string? layer) => string.IsNullOrEmpty(layer) ? "GPTQ" : $"GPTQ, layer '{layer}'";
+    public static string Prefix(string? layer) => string.IsNullOrEmpty(layer) ? "GPTQ" : $"GPTQ, layer '{layer}'";
 
     [DoesNotReturn]
     public static void Argument_Length(string? layer, string name, string shape, long needed, int actual) =>
@@ -40,6 +40,9 @@ internal static class GptqThrow
             $"after {attempts} attempts (last failure at stored column {column}). The Hessian is not positive semidefinite. " +
             "HINT: check the Hessian for corruption, or raise GptqOptions.MaxDampRetries.",
             "hessian");
+
+    public static ArgumentException InLayer(string layer, ArgumentException inner) =>
+        new($"{Prefix(layer)}: {inner.Message}", inner.ParamName, inner);
 
     [DoesNotReturn]
     public static void ArgumentOutOfRange_Option(string name, object value, string requirement) =>

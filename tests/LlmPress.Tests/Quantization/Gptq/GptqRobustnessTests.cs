@@ -133,6 +133,20 @@ public class GptqRobustnessTests
     }
 
     [Fact]
+    public void FormatErrorsNameTheLayer()
+    {
+        // Weights too large for FP16 INT scales: the format's exception, prefixed with the layer.
+        int rows = 2, cols = 8;
+        var (w, h) = GptqTestData.Layer(rows, cols, seed: 1);
+        for (int i = 0; i < w.Length; i++) w[i] *= 1e8f;
+        var e = Assert.Throws<ArgumentException>(() =>
+            GptqSolver.Quantize(w, rows, cols, h, QuantFormat.Int(4), new GptqOptions { LayerName = "blk.3.ffn_down" }));
+        Assert.StartsWith("GPTQ, layer 'blk.3.ffn_down': int4-asym-perchannel", e.Message);
+        Assert.Contains("FP16", e.Message);
+        Assert.IsType<ArgumentException>(e.InnerException);
+    }
+
+    [Fact]
     public void BadArgumentsThrow()
     {
         int rows = 4, cols = 16;
