@@ -70,6 +70,8 @@ public static partial class Gptq
         ArgumentNullException.ThrowIfNull(format);
         options ??= GptqOptions.Default;
         CheckOptions(options);
+        if (options.Nvfp4GlobalScale is not null && format.Kind != QuantKind.Nvfp4)
+            GptqThrow.ArgumentOutOfRange_Option(nameof(options.Nvfp4GlobalScale), options.Nvfp4GlobalScale, $"applies to NVFP4 only, not {format}");
         string? layer = options.LayerName;
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
@@ -119,7 +121,9 @@ public static partial class Gptq
         long columnTicks, trailingTicks, tLoop;
         try
         {
-            var quantizer = format.CreateColumnQuantizer(rows, cols, stored, options.ScaleSearch);
+            var quantizer = options.Nvfp4GlobalScale is float g
+                ? Nvfp4Format.CreateColumnQuantizer(format, rows, cols, g, options.ScaleSearch)
+                : format.CreateColumnQuantizer(rows, cols, stored, options.ScaleSearch);
             bool staticGroups = options.ActOrder || options.StaticGroups;
             if (staticGroups) quantizer.ComputeAllGroupParameters(stored);
             (columnTicks, trailingTicks) = RunBlocks(quantizer, staticGroups, perm, blockSize, wt, qt, u, rowLosses, columnLosses, options.Parallel);

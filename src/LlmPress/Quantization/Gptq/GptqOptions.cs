@@ -48,8 +48,16 @@ public sealed record GptqOptions
     public ScaleSearch ScaleSearch { get; init; } = ScaleSearch.MinMax;
 
     /// <summary>
-    /// Use up to <see cref="Numerics.Parallelism.MaxThreads"/> threads in the GEMMs and the factorisation. Results are
-    /// bit-identical either way and for any thread count. Default true.
+    /// NVFP4 only: the per-tensor global scale g to use instead of the layer's own (vLLM-style fused layers — q/k/v,
+    /// gate/up — share the smallest g of the group: take each one's <see cref="Nvfp4Format.ComputeGlobalScale"/> of its
+    /// stored-basis weights). Null (default): computed from this layer's stored-basis weights.
+    /// </summary>
+    public float? Nvfp4GlobalScale { get; init; }
+
+    /// <summary>
+    /// Use up to <see cref="Numerics.Parallelism.MaxThreads"/> threads in the GEMMs and the factorisation (the format's
+    /// group-scale computation always follows Parallelism.MaxThreads). Results are bit-identical either way and for any
+    /// thread count. Default true.
     /// </summary>
     public bool Parallel { get; init; } = true;
 

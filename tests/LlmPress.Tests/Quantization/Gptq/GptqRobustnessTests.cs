@@ -147,6 +147,20 @@ public class GptqRobustnessTests
     }
 
     [Fact]
+    public void Nvfp4CanShareAGlobalScale()
+    {
+        int rows = 8, cols = 64;
+        var (w, h) = GptqTestData.Layer(rows, cols, seed: 13);
+        var format = QuantFormat.Nvfp4();
+        float own = Nvfp4Format.ComputeGlobalScale(w);
+        var shared = GptqSolver.Quantize(w, rows, cols, h, format, new GptqOptions { Nvfp4GlobalScale = own / 2 });
+        Assert.Equal(own / 2, shared.Packed.GlobalScale);
+        Assert.Equal(own, GptqSolver.Quantize(w, rows, cols, h, format).Packed.GlobalScale);
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            GptqSolver.Quantize(w, rows, cols, h, QuantFormat.Mxfp4(), new GptqOptions { Nvfp4GlobalScale = 1f }));
+    }
+
+    [Fact]
     public void BadArgumentsThrow()
     {
         int rows = 4, cols = 16;
