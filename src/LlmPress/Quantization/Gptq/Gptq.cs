@@ -118,7 +118,7 @@ public static partial class Gptq
         var rowLosses = new double[rows];
         var columnLosses = new double[columns];
         PackedWeight packed;
-        long columnTicks, trailingTicks, tLoop;
+        long columnTicks, trailingTicks, tLoop, tPacked;
         try
         {
             var quantizer = options.Nvfp4GlobalScale is float g
@@ -129,6 +129,7 @@ public static partial class Gptq
             (columnTicks, trailingTicks) = RunBlocks(quantizer, staticGroups, perm, blockSize, wt, qt, u, rowLosses, columnLosses, options.Parallel);
             tLoop = Stopwatch.GetTimestamp();
             packed = quantizer.Build();
+            tPacked = Stopwatch.GetTimestamp();
         }
         catch (ArgumentException e) when (layer is not null && e is not ArgumentOutOfRangeException)
         {
@@ -148,7 +149,7 @@ public static partial class Gptq
         long tEnd = Stopwatch.GetTimestamp();
 
         var timings = new GptqTimings(Stopwatch.GetElapsedTime(tStart, tPrepared), Stopwatch.GetElapsedTime(tPrepared, tFactored),
-            ToTimeSpan(columnTicks), ToTimeSpan(trailingTicks), Stopwatch.GetElapsedTime(tLoop, tEnd));
+            ToTimeSpan(columnTicks), ToTimeSpan(trailingTicks), Stopwatch.GetElapsedTime(tLoop, tPacked), Stopwatch.GetElapsedTime(tPacked, tEnd));
         return new GptqResult(packed, dequantized, dequantizedStored, rowLosses, columnLosses, dampPercent, damping, retries, deadColumns,
             perm, warnings, timings);
     }

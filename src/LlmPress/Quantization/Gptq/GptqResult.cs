@@ -84,8 +84,9 @@ public sealed class GptqResult
 /// <param name="Factorize">U = upper Cholesky factor of (H + λI)⁻¹, retries included.</param>
 /// <param name="Columns">The column loop inside blocks: group scales, quantization, errors, in-block updates.</param>
 /// <param name="Trailing">The one-GEMM-per-block updates of the columns after each block.</param>
-/// <param name="Finish">Packing and the dequantized outputs.</param>
-public readonly record struct GptqTimings(TimeSpan Prepare, TimeSpan Factorize, TimeSpan Columns, TimeSpan Trailing, TimeSpan Finish)
+/// <param name="Pack">Building the <see cref="PackedWeight"/> (the format's packing).</param>
+/// <param name="Outputs">The dequantized matrices (un-permuting, transposing, rotating back).</param>
+public readonly record struct GptqTimings(TimeSpan Prepare, TimeSpan Factorize, TimeSpan Columns, TimeSpan Trailing, TimeSpan Pack, TimeSpan Outputs)
 {
-    public TimeSpan Total => Prepare + Factorize + Columns + Trailing + Finish;
+    public TimeSpan Total => Prepare + Factorize + Columns + Trailing + Pack + Outputs;
 }
