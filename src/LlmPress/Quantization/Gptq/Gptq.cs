@@ -16,13 +16,14 @@ namespace LlmPress.Quantization;
 /// MR-GPTQ; R the block Hadamard rotation, W' = W·R, so H' is the Hessian of the rotated inputs x·R). The caller passes H
 /// in the original basis.</item>
 /// <item>Dead columns: H'ᵢᵢ = 0 → H'ᵢᵢ = 1 and W'[:, i] = 0.</item>
-/// <item>Static group scales (act-order or <see cref="GptqOptions.StaticGroups"/>) from W'; act-order permutation by
-/// decreasing H'ᵢᵢ.</item>
+/// <item>Act-order: permutation by decreasing H'ᵢᵢ.</item>
 /// <item>Dampening λ = DampPercent·mean(diag H'); U = upper Cholesky factor of (H' + λI)⁻¹ (paper §4 "Cholesky
 /// Reformulation"); on failure, retry with 10× λ.</item>
-/// <item>Blocks of <see cref="GptqOptions.BlockSize"/> columns (paper §4 "Lazy Batch-Updates"): column by column
+/// <item>Static group scales (act-order or <see cref="GptqOptions.StaticGroups"/>) from W' with dead columns zeroed.
+/// Blocks of <see cref="GptqOptions.BlockSize"/> columns (paper §4 "Lazy Batch-Updates"): column by column
 /// inside the block — dynamic group scales when a group starts, q = quantize(w), e = (w − q)/Uᵢᵢ,
 /// W[:, i+1..block end] −= e·U[i, i+1..block end] — then one GEMM W[:, block end..] −= E·U[block, block end..].</item>
+/// <item>Pack, and the dequantized matrix in both bases.</item>
 /// </list>
 /// <para>
 /// HIGGS p = 2 quantizes column pairs S = {i, i+1} jointly. The OBS update for a set S of the remaining columns F with
