@@ -70,37 +70,35 @@ public static partial class Gptq
     /// <summary>Scratch for dynamic group scales, which need the group's current weights as [rows, width].</summary>
     private sealed class DynamicGroupWork(int rows, int groupSize)
     {
-        private readonly float[] _group = new float[(long)rows * groupSize];                   // [rows, width]
-        private readonly float[] _pending = new float[(long)Math.Max(0, groupSize - 1) * rows]; // [beyond, rows]
+        private readonly float[] _group = new float[(long)rows * groupSize]; // [rows, width]
+        private float[]? _pending;                                           // [beyond, rows], allocated when first needed
 
-        // Group of stored column j (no act-order: position = column). Columns [j, i2) are current in wt; columns past
-        // the block still lack the block's updates so far, E[0..j−i1)·U[i1..j, i2..], which are subtracted here.
+        // Group of stored column j in block [i1, i2) (no act-order: position = column). Columns [j, i2) are current in
+        // wt; the `beyond` columns past the block still lack the block's updates so far, E[0..j−i1)·U[i1..j, i2..end),
+        // which are subtracted here (none when the group starts at the block start).
         public void Compute(ColumnQuantizer quantizer, int j, int i1, int i2, int columns, float[] wt, float[] u, float[] err, bool parallel)
         {
-            int end = Math.Min(j + quantizer.GroupSize, columns), width = end - j;
-            int inBlock = Math.Min(end, i2) - j;
-            for (int c = 0; c < inBlock; c++)
+            int end = Math.Min(j + groupSize, columns), width = end - j;
+            for (int c = 0; c < width; c++)
             {
                 var source = wt.AsSpan((j + c) * rows, rows);
                 for (int r = 0; r < rows; r++) _group[r * width + c] = source[r];
             }
-            int beyond = end - j - inBlock;
-            if (beyond > 0)
+            int beyond = end - i2;
+            if (beyond > 0 && j > i1)
             {
+                _pending ??= new float[(long)(groupSize - 1) * rows];
                 var pending = _pending.AsSpan(0, beyond * rows);
-                if (j > i1)
-                    Gemm.Sgemm(transposeA: true, transposeB: false, beyond, rows, j - i1, 1f, u.AsSpan(i1 * columns + i2), columns,
-                        err, rows, 0f, pending, rows, parallel);
-                else
-                    pending.Clear();
+                Gemm.Sgemm(transposeA: true, transposeB: false, beyond, rows, j - i1, 1f, u.AsSpan(i1 * columns + i2), columns,
+                    err, rows, 0f, pending, rows, parallel);
+                int offset = i2 - j;
                 for (int c = 0; c < beyond; c++)
                 {
-                    var source = wt.AsSpan((i2 + c) * rows, rows);
                     var correction = pending.Slice(c * rows, rows);
-                    for (int r = 0; r < rows; r++) _group[r * width + inBlock + c] = source[r] - correction[r];
+                    for (int r = 0; r < rows; r++) _group[r * width + offset + c] -= correction[r];
                 }
             }
-            quantizer.ComputeGroupParameters(j / quantizer.GroupSize, _group.AsSpan(0, rows * width), width);
+            quantizer.ComputeGroupParameters(j / groupSize, _group.AsSpan(0, rows * width), width);
         }
     }
 
