@@ -20,6 +20,7 @@ public sealed class WindowScorer(LlamaModel model)
     private double[] _rowMax = [];     // running max per row
     private double[] _rowSum = [];     // running Σ exp(x − max) per row
     private float[] _targetLogit = []; // logit of the true next token per row
+    private int[] _targets = [];       // the true next token per row
 
     /// <summary>
     /// Scores predictions of rows [firstRow, window.Length − 1): row t's logits predict window[t + 1].
@@ -44,18 +45,37 @@ public sealed class WindowScorer(LlamaModel model)
             if (head.Bias is { } bias)
                 for (int r = 0; r < rows; r++)
                     TensorPrimitives.Add(logits.Slice(r * width, width), bias.AsSpan(v0, width), logits.Slice(r * width, width));
-            for (int r = 0; r < rows; r++)
-            {
-                var row = logits.Slice(r * width, width);
-                int target = window[firstRow + r + 1] - v0;
-                if ((uint)target < (uint)width) _targetLogit[r] = row[target];
-                AccumulateLogSumExp(row, ref _rowMax[r], ref _rowSum[r]);
-            }
+            AccumulateRows(window[(firstRow + 1)..], rows, v0, width);
         }
         double nll = 0;
         for (int r = 0; r < rows; r++)
             nll += _rowMax[r] + Math.Log(_rowSum[r]) - _targetLogit[r];
         return nll;
+    }
+
+    /// <summary>Folds one vocabulary slice of every row's logits into the row's running log-sum-exp; rows in parallel.</summary>
+    private void AccumulateRows(ReadOnlySpan<int> targets, int rows, int v0, int width)
+    {
+        // Each row is folded by exactly one thread, in slice order, so the sums do not depend on the thread count.
+        const int RowsPerChunk = 64;
+        int chunks = (rows + RowsPerChunk - 1) / RowsPerChunk;
+        int[] targetArray = _targets;
+        targets[..rows].CopyTo(targetArray);
+        void Run(int chunk)
+        {
+            int end = Math.Min(rows, (chunk + 1) * RowsPerChunk);
+            for (int r = chunk * RowsPerChunk; r < end; r++)
+            {
+                var row = _logits.AsSpan(r * width, width);
+                int target = targetArray[r] - v0;
+                if ((uint)target < (uint)width) _targetLogit[r] = row[target];
+                AccumulateLogSumExp(row, ref _rowMax[r], ref _rowSum[r]);
+            }
+        }
+        if (chunks == 1 || Parallelism.MaxThreads == 1)
+            for (int c = 0; c < chunks; c++) Run(c);
+        else
+            Parallel.For(0, chunks, Parallelism.Options, Run);
     }
 
     /// <summary>Folds a slice into a running (max, Σ exp(x − max)) pair, rescaling the sum when the max grows.</summary>
@@ -79,5 +99,6 @@ public sealed class WindowScorer(LlamaModel model)
         _rowMax = new double[rows];
         _rowSum = new double[rows];
         _targetLogit = new float[rows];
+        _targets = new int[rows];
     }
 }

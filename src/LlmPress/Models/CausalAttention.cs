@@ -12,7 +12,7 @@ namespace LlmPress.Models;
 public static class CausalAttention
 {
     /// <summary>Queries per work item: large enough for GEMM efficiency, small enough that scores stay in L2.</summary>
-    private const int QueryBlock = 64;
+    private const int QueryBlock = 256;
 
     /// <summary>
     /// queries: [tokenCount, headCount · headDim] at positions startPosition.. ;
@@ -49,6 +49,9 @@ public static class CausalAttention
                 var q = queries.Span[(q0 * queryStride + head * headDim)..];
                 var k = keys.Span[(keyStart * kvStride + kvHead * headDim)..];
                 Gemm.Sgemm(false, true, rows, span, headDim, scale, q, queryStride, k, kvStride, 0f, scores, span, parallel: false);
+                // Unnormalised softmax per row; each output row is divided by its sum after P·V (rows × headDim
+                // multiplies instead of rows × span).
+                Span<float> inverseSums = stackalloc float[QueryBlock];
                 for (int r = 0; r < rows; r++)
                 {
                     int pos = firstPos + r;
@@ -56,11 +59,16 @@ public static class CausalAttention
                     var row = scores.AsSpan(r * span, span);
                     row[..lo].Clear();
                     row[(hi + 1)..].Clear();
-                    SoftmaxInPlace(row[lo..(hi + 1)]);
+                    inverseSums[r] = 1f / ExponentiateShifted(row[lo..(hi + 1)]);
                 }
                 var v = values.Span[(keyStart * kvStride + kvHead * headDim)..];
                 var o = output.Span[(q0 * queryStride + head * headDim)..];
                 Gemm.Sgemm(false, false, rows, headDim, span, 1f, scores, span, v, kvStride, 0f, o, queryStride, parallel: false);
+                for (int r = 0; r < rows; r++)
+                {
+                    var outRow = o.Slice(r * queryStride, headDim);
+                    TensorPrimitives.Multiply(outRow, inverseSums[r], outRow);
+                }
             }
             finally
             {
@@ -125,10 +133,16 @@ public static class CausalAttention
     /// <summary>Numerically stable softmax: exp(x − max) / Σ.</summary>
     internal static void SoftmaxInPlace(Span<float> x)
     {
+        float sum = ExponentiateShifted(x);
+        TensorPrimitives.Multiply(x, 1f / sum, x);
+    }
+
+    /// <summary>x ← exp(x − max x); returns Σ x (the softmax denominator).</summary>
+    private static float ExponentiateShifted(Span<float> x)
+    {
         float max = TensorPrimitives.Max(x);
         TensorPrimitives.Subtract(x, max, x);
         TensorPrimitives.Exp(x, x);
-        float sum = TensorPrimitives.Sum(x);
-        TensorPrimitives.Multiply(x, 1f / sum, x);
+        return TensorPrimitives.Sum(x);
     }
 }

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using LlmPress.Numerics;
 
 namespace LlmPress.Models;
 
@@ -92,9 +93,8 @@ public sealed class DecoderLayer
         PostAttentionNorm.Forward(hidden, n, normed);
         Project(GateProj, normed, n, scratch.Gate, observer);
         Project(UpProj, normed, n, scratch.Up, observer);
-        Span<float> gate = scratch.Gate.AsSpan(0, n * c.IntermediateSize), up = scratch.Up.AsSpan(0, n * c.IntermediateSize);
-        SiluMultiply(gate, up);
-        Project(DownProj, gate, n, scratch.Projected, observer);
+        SiluMultiply(scratch.Gate, scratch.Up, n * c.IntermediateSize);
+        Project(DownProj, scratch.Gate, n, scratch.Projected, observer);
         TensorPrimitives.Add(hidden, scratch.Projected.AsSpan(0, n * d), hidden);
     }
 
@@ -105,19 +105,25 @@ public sealed class DecoderLayer
         layer.Forward(x, n, output);
     }
 
-    /// <summary>gate ← silu(gate) · up, with silu(x) = x · σ(x).</summary>
-    internal static void SiluMultiply(Span<float> gate, ReadOnlySpan<float> up)
+    /// <summary>gate ← silu(gate) · up, with silu(x) = x · σ(x); elements [0, length).</summary>
+    internal static void SiluMultiply(float[] gate, float[] up, int length)
     {
         const int Chunk = 4096; // bounded stack scratch, keeps the sigmoid in L1
-        Span<float> sigmoid = stackalloc float[Chunk];
-        for (int i = 0; i < gate.Length; i += Chunk)
+        int chunks = (length + Chunk - 1) / Chunk;
+        void Run(int chunk)
         {
-            int len = Math.Min(Chunk, gate.Length - i);
-            var g = gate.Slice(i, len);
+            Span<float> sigmoid = stackalloc float[Chunk];
+            int start = chunk * Chunk, len = Math.Min(Chunk, length - start);
+            var g = gate.AsSpan(start, len);
             var s = sigmoid[..len];
             TensorPrimitives.Sigmoid(g, s);
             TensorPrimitives.Multiply(g, s, g);
-            TensorPrimitives.Multiply(g, up.Slice(i, len), g);
+            TensorPrimitives.Multiply(g, up.AsSpan(start, len), g);
         }
+        // Element-wise, so any split gives identical results; worth a thread hand-off only for prefill-sized work.
+        if (chunks < 16 || Parallelism.MaxThreads == 1)
+            for (int c = 0; c < chunks; c++) Run(c);
+        else
+            Parallel.For(0, chunks, Parallelism.Options, Run);
     }
 }
