@@ -1,6 +1,7 @@
 using LlmPress.Numerics;
 
 // Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
+//        ... -- peak [rounds]                               (one core's FP32 FMA ceiling)
 //        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
@@ -9,6 +10,11 @@ string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
 {
     BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(LlmPress.Bench.GemmBenchmarks).Assembly).Run(args[1..]);
+    return 0;
+}
+if (what == "peak")
+{
+    LlmPress.Bench.FmaPeak.Run(args.Length > 1 ? int.Parse(args[1]) : 8);
     return 0;
 }
 if (what == "weight-m")
