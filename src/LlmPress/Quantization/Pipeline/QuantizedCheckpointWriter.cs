@@ -6,7 +6,7 @@ namespace LlmPress.Quantization.Pipeline;
 
 /// <summary>
 /// Writes a quantized model directory in Hugging Face layout: config.json with an added quantization_config,
-/// model.safetensors (every non-quantized tensor as stored; each quantized "X.weight" replaced by its packed tensors
+/// model.safetensors, sharded past <see cref="MaxShardBytes"/> (every non-quantized tensor as stored; each quantized "X.weight" replaced by its packed tensors
 /// "X.weight.&lt;suffix&gt;"), the tokenizer files, report.json and report.md. Everything goes into a temporary sibling
 /// directory that is renamed into place at the end, so a failure leaves nothing half-written.
 /// </summary>
@@ -14,6 +14,9 @@ public static class QuantizedCheckpointWriter
 {
     /// <summary>Files copied unchanged from the source directory when present.</summary>
     public static readonly IReadOnlyList<string> CopiedFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+
+    /// <summary>Shard limit of the weights (transformers' save_pretrained default, "5GB"); smaller models get one model.safetensors.</summary>
+    public const long MaxShardBytes = 5_000_000_000;
 
     /// <summary>Writes the directory and returns the report with the byte totals filled in.</summary>
     /// <param name="sourceDirectory">The original model directory (config.json, tokenizer files).</param>
@@ -81,7 +84,7 @@ public static class QuantizedCheckpointWriter
                 after += t.Data.LongLength;
             }
         }
-        SafeTensorsWriter.Write(Path.Combine(directory, TensorStore.SingleFileName), tensors,
+        SafeTensorsWriter.WriteSharded(directory, tensors, MaxShardBytes,
             new Dictionary<string, string> { ["format"] = "pt", ["quantized_by"] = QuantizedCheckpoint.QuantMethodName });
 
         // config.json with quantization_config.
