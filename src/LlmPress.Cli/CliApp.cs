@@ -18,6 +18,7 @@ public static class CliApp
         root.Subcommands.Add(EvalCommand.Create(console));
         root.Subcommands.Add(GenerateCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
+        root.Subcommands.Add(QuantizeCommand.Create(console));
         var parse = root.Parse(args);
         return parse.Invoke(new InvocationConfiguration
         {

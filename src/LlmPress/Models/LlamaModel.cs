@@ -1,5 +1,6 @@
 using LlmPress.IO;
 using LlmPress.Numerics;
+using LlmPress.Quantization.Pipeline;
 
 namespace LlmPress.Models;
 
@@ -64,9 +65,13 @@ public sealed class LlamaModel : IDisposable
         int d = c.HiddenSize;
         var rope = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.RopeScaling);
         var embedding = store.GetMatrix(TensorNames.Embedding, c.VocabSize, d);
+        // An `llmpress quantize` output: its quantized linears are rebuilt from packed tensors (dequantized to FP32).
+        var quantized = directory is null ? null : QuantizedCheckpoint.TryLoad(directory);
 
         LinearLayer Linear(string module, int rows, int cols, bool bias) => new(module,
-            store.GetMatrix(TensorNames.Weight(module), rows, cols),
+            quantized is not null && quantized.IsQuantized(module)
+                ? quantized.LoadWeight(store, module, rows, cols)
+                : store.GetMatrix(TensorNames.Weight(module), rows, cols),
             bias ? store.ReadFloats(TensorNames.Bias(module), rows) : null);
 
         var layers = new DecoderLayer[c.LayerCount];

@@ -1,0 +1,119 @@
+using System.CommandLine;
+using LlmPress.Calibration;
+using LlmPress.Quantization;
+using LlmPress.Quantization.Pipeline;
+
+namespace LlmPress.Cli.Commands;
+
+/// <summary>
+/// `llmpress quantize &lt;model&gt; -o DIR --method rtn|gptq|higgs --format F`: quantizes every decoder-layer linear,
+/// one layer at a time, and writes a Hugging Face–layout directory that `eval` and `generate` load.
+/// </summary>
+internal static class QuantizeCommand
+{
+    private const string FormatList = "int4, int3, int2, int8, mxfp4, nvfp4, higgs4, higgs3, higgs2, or a canonical name such as int4-sym-g64";
+
+    public static Command Create(CliConsole console)
+    {
+        var model = new Argument<string>("model") { Description = "Model directory." };
+        var output = new Option<string>("--output", "-o") { Description = "Directory to write (must not exist unless --force).", Required = true };
+        var method = new Option<string>("--method")
+        {
+            Description = "rtn: round to nearest (data-free). gptq: GPTQ with calibration Hessians (needs --calib). higgs: Hadamard rotation + HIGGS grid (data-free).",
+            DefaultValueFactory = _ => "rtn",
+        };
+        method.AcceptOnlyFromAmong("rtn", "gptq", "higgs");
+        var format = new Option<string?>("--format") { Description = $"Weight format: {FormatList} (default int4; higgs4 for --method higgs)." };
+        var groupSize = new Option<int?>("--group-size") { Description = "INT formats: input columns per scale group (default 128). MXFP4/NVFP4/HIGGS have fixed groups." };
+        var sym = new Option<bool>("--sym") { Description = "INT formats: symmetric grid, no stored zero points." };
+        var asym = new Option<bool>("--asym") { Description = "INT formats: asymmetric grid with zero points (the default)." };
+        var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: quantize columns by decreasing Hessian diagonal (static groups)." };
+        var calib = new Option<string?>("--calib") { Description = "Calibration text file (e.g. a slice of C4 or WikiText), tokenized once." };
+        var samples = new Option<int>("--calib-samples") { Description = "Calibration windows (default 128).", DefaultValueFactory = _ => 128 };
+        var seqLen = new Option<int?>("--calib-seq-len") { Description = "Tokens per calibration window (default 2048, capped at the model's max positions)." };
+        var seed = new Option<int>("--seed") { Description = "Seed for the calibration window offsets (default 0).", DefaultValueFactory = _ => 0 };
+        var force = new Option<bool>("--force") { Description = "Replace an existing output directory." };
+        var json = new Option<bool>("--json") { Description = "Print the report (as in report.json) as JSON on stdout." };
+        var command = new Command("quantize", "Quantize a model's decoder layers (RTN, GPTQ or HIGGS) and write the compressed model.")
+        {
+            model, output, method, format, groupSize, sym, asym, actOrder, calib, samples, seqLen, seed, force, json,
+        };
+        command.SetAction(parse => console.Guard(parse, () =>
+        {
+            var quantMethod = parse.GetValue(method) switch { "gptq" => QuantMethod.Gptq, "higgs" => QuantMethod.Higgs, _ => QuantMethod.Rtn };
+            var quantFormat = ResolveFormat(parse.GetValue(format) ?? (quantMethod == QuantMethod.Higgs ? "higgs4" : "int4"),
+                parse.GetValue(groupSize), parse.GetValue(sym), parse.GetValue(asym));
+            var options = new QuantizeOptions { Method = quantMethod, Format = quantFormat, ActOrder = parse.GetValue(actOrder) };
+            return Run(console, parse.GetValue(model)!, parse.GetValue(output)!, options, parse.GetValue(calib), parse.GetValue(samples),
+                parse.GetValue(seqLen), parse.GetValue(seed), parse.GetValue(force), parse.GetValue(json));
+        }));
+        return command;
+    }
+
+    /// <summary>Maps --format / --group-size / --sym / --asym to a <see cref="QuantFormat"/>.</summary>
+    internal static QuantFormat ResolveFormat(string name, int? groupSize, bool sym, bool asym)
+    {
+        if (sym && asym) throw new CliException("--sym and --asym exclude each other; pass one.");
+        if (groupSize is < 1) throw new CliException($"--group-size must be at least 1, not {groupSize}.");
+        int? bits = name switch { "int2" => 2, "int3" => 3, "int4" => 4, "int8" => 8, _ => null };
+        if (bits is { } b) return QuantFormat.Int(b, groupSize ?? 128, symmetric: sym);
+        if (!QuantFormat.TryParse(name, out var format))
+            throw new CliException($"--format: unknown format '{name}'; expected {FormatList}.");
+        if (format.Kind != QuantKind.Int && groupSize is not null)
+            throw new CliException($"--group-size {groupSize}: {format.Name} has fixed groups of {format.GroupSize}; --group-size applies to int formats only.");
+        if (format.Kind != QuantKind.Int && (sym || asym))
+            throw new CliException($"--sym/--asym apply to int formats only, not {format.Name}.");
+        if (format.Kind == QuantKind.Int && (groupSize is not null || sym || asym))
+            throw new CliException($"--format {name} already fixes group size and symmetry; drop --group-size/--sym/--asym or use --format int{format.Bits}.");
+        return format;
+    }
+
+    private static int Run(CliConsole console, string modelPath, string outputPath, QuantizeOptions options, string? calibPath,
+        int calibSamples, int? calibSeqLen, int seed, bool force, bool json)
+    {
+        options.Validate();
+        if (options.NeedsCalibration && calibPath is null)
+            throw new CliException($"--method {QuantizationPipeline.MethodName(options.Method)} needs calibration text: pass --calib FILE (e.g. a few MB of C4 or WikiText).");
+        if (calibPath is not null && !File.Exists(calibPath)) throw new CliException($"{calibPath}: calibration file not found.");
+        if (calibSamples < 1) throw new CliException($"--calib-samples must be at least 1, not {calibSamples}.");
+        if (calibSeqLen is < 1) throw new CliException($"--calib-seq-len must be at least 1, not {calibSeqLen}.");
+        if (options.ActOrder && options.Method != QuantMethod.Gptq) throw new CliException("--act-order applies to --method gptq only.");
+        string fullOutput = Path.GetFullPath(outputPath);
+        if (Directory.Exists(modelPath) && Path.GetFullPath(modelPath).TrimEnd('/') == fullOutput.TrimEnd('/'))
+            throw new CliException($"{outputPath}: the output directory is the input model; choose another -o directory.");
+        if ((Directory.Exists(outputPath) || File.Exists(outputPath)) && !force)
+            throw new CliException($"{outputPath}: output already exists; choose another -o directory or pass --force to replace it.");
+
+        using var model = ModelSource.OpenModel(modelPath);
+        CalibrationData? calibration = null;
+        if (calibPath is not null)
+        {
+            var tokenizer = ModelSource.OpenTokenizer(modelPath);
+            int length = Math.Min(calibSeqLen ?? 2048, model.Config.MaxPositions);
+            calibration = CalibrationData.FromText(tokenizer, File.ReadAllText(calibPath), model.Config.BosTokenId ?? tokenizer.BosTokenId,
+                calibSamples, length, seed, calibPath);
+        }
+
+        var result = console.WithProgress(
+            $"{QuantizationPipeline.MethodName(options.Method)} {options.Format.Name} ({model.Layers.Count} layers)", model.Layers.Count,
+            report => QuantizationPipeline.Run(model, options, calibration, report));
+        var final = QuantizedCheckpointWriter.Write(modelPath, model.Store!, result, options, outputPath, force);
+
+        if (json)
+        {
+            console.WriteJson(QuantizationReportWriter.ToJson(final));
+            return 0;
+        }
+        var rows = new List<(string, string)>();
+        foreach (var l in final.Layers)
+            rows.Add((l.Name, $"{l.Rows}×{l.Cols}  {Format.Number(l.BitsPerWeight, "0.00")} b/w  weight err {Format.Number(l.RelativeWeightError, "0.000e+00")}"
+                + (l.RelativeOutputError is { } e ? $"  output err {Format.Number(e, "0.000e+00")}" : "") + $"  {Format.Number(l.Seconds, "0.00")} s"));
+        rows.Add(("quantized weights", $"{Format.Bytes(final.QuantizedBytesBefore)} → {Format.Bytes(final.QuantizedBytesAfter)} ({Format.Number(final.AverageBitsPerWeight, "0.000")} bits/weight)"));
+        rows.Add(("all tensors", $"{Format.Bytes(final.TotalBytesBefore)} → {Format.Bytes(final.TotalBytesAfter)}"));
+        if (calibration is not null) rows.Add(("calibration", $"{calibration.SampleCount} × {calibration.SequenceLength} tokens, seed {seed}"));
+        rows.Add(("time", $"{Format.Number(final.WallSeconds, "0.00")} s, peak memory {Format.Bytes(final.PeakWorkingSetBytes)}"));
+        rows.Add(("written", outputPath));
+        console.WriteTable($"{final.Method} {final.Format}: {final.Layers.Count} layers of {Path.GetFileName(Path.GetFullPath(modelPath))}", rows);
+        return 0;
+    }
+}

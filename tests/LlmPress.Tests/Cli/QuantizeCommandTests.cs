@@ -1,0 +1,154 @@
+using System.Text.Json;
+
+namespace LlmPress.Tests.Cli;
+
+/// <summary>`llmpress quantize` end to end on stories260K, and its refusals (exit 1, one line, nothing written).</summary>
+public class QuantizeCommandTests
+{
+    private static string Model => SharedData.Require("models", "stories260K");
+    private static string Text => SharedData.Require("data", "tinystories", "tinystories-10k.txt");
+
+    private static string[] Calib => ["--calib", Text, "--calib-samples", "16", "--calib-seq-len", "128"];
+
+    private static void AssertOneLineError(int code, string err, params string[] fragments)
+    {
+        Assert.Equal(1, code);
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line, got:\n{err}");
+        Assert.StartsWith("error: ", lines[0]);
+        foreach (var f in fragments) Assert.Contains(f, err);
+    }
+
+    private static void AssertNothingWritten(TempDirectory dir) =>
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+
+    [Fact]
+    public void GptqWritesAModelThatEvalAndGenerateLoad()
+    {
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "gptq4");
+        var (code, stdout, err) = CliRunner.Run(["quantize", Model, "-o", output, "--method", "gptq", "--format", "int4", "--group-size", "32", .. Calib, "--json"]);
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(stdout))
+        {
+            Assert.Equal("int4-asym-g32", doc.RootElement.GetProperty("format").GetString());
+            Assert.Equal(35, doc.RootElement.GetProperty("layers").GetArrayLength());
+            Assert.Equal(16, doc.RootElement.GetProperty("calibration").GetProperty("samples").GetInt32());
+        }
+        Assert.True(File.Exists(Path.Combine(output, "report.json")));
+
+        var eval = CliRunner.Run("eval", output, "--data", Text, "--seq-len", "256", "--max-windows", "4", "--json");
+        Assert.True(eval.ExitCode == 0, eval.Err);
+        using (var doc = JsonDocument.Parse(eval.Out))
+            Assert.InRange(doc.RootElement.GetProperty("perplexity").GetDouble(), 1, 10);
+        var gen = CliRunner.Run("generate", output, "-p", "Once upon a time", "-n", "8", "--json");
+        Assert.True(gen.ExitCode == 0, gen.Err);
+    }
+
+    [Fact]
+    public void RtnTablePrintsEveryLayer()
+    {
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "rtn");
+        var (code, stdout, err) = CliRunner.Run("quantize", Model, "-o", output, "--format", "int8", "--sym");
+        Assert.True(code == 0, err);
+        Assert.Contains("rtn int8-sym-g128", stdout);
+        Assert.Contains("model.layers.4.mlp.down_proj", stdout);
+        Assert.Contains("bits/weight", stdout);
+        Assert.DoesNotContain("output err", stdout); // no calibration, no output error
+    }
+
+    [Fact]
+    public void GptqWithoutCalibIsRefused()
+    {
+        using var dir = new TempDirectory();
+        var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--method", "gptq");
+        AssertOneLineError(code, err, "--calib");
+        AssertNothingWritten(dir);
+    }
+
+    [Fact]
+    public void ExistingOutputIsRefusedAndUntouched()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("keep.txt"), "mine");
+        var (code, _, err) = CliRunner.Run("quantize", Model, "-o", dir.Path);
+        AssertOneLineError(code, err, dir.Path, "--force");
+        Assert.Equal(["keep.txt"], dir.FileNames());
+        Assert.Equal("mine", File.ReadAllText(dir.File("keep.txt")));
+
+        var forced = CliRunner.Run("quantize", Model, "-o", dir.Path, "--force");
+        Assert.True(forced.ExitCode == 0, forced.Err);
+        Assert.Contains("model.safetensors", dir.FileNames());
+        Assert.DoesNotContain("keep.txt", dir.FileNames());
+    }
+
+    [Fact]
+    public void UnknownFormatIsRefused()
+    {
+        using var dir = new TempDirectory();
+        var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--format", "int5");
+        AssertOneLineError(code, err, "int5", "--format");
+        AssertNothingWritten(dir);
+    }
+
+    [Fact]
+    public void GroupSizeForAFixedGroupFormatIsRefusedWithoutOutput()
+    {
+        using var dir = new TempDirectory();
+        var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--format", "mxfp4", "--group-size", "64");
+        AssertOneLineError(code, err, "--group-size", "mxfp4");
+        AssertNothingWritten(dir);
+    }
+
+    [Fact]
+    public void HiggsMethodNeedsAHiggsFormat()
+    {
+        using var dir = new TempDirectory();
+        var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--method", "higgs", "--format", "int4");
+        AssertOneLineError(code, err, "higgs", "int4");
+        AssertNothingWritten(dir);
+    }
+
+    [Fact]
+    public void ShortCalibrationTextIsRefused()
+    {
+        using var dir = new TempDirectory();
+        string text = dir.File("short.txt");
+        File.WriteAllText(text, "Once upon a time there was a cat.");
+        string output = Path.Combine(dir.Path, "out");
+        var (code, _, err) = CliRunner.Run("quantize", Model, "-o", output, "--method", "gptq", "--calib", text, "--calib-seq-len", "128");
+        AssertOneLineError(code, err, "short.txt", "--calib-seq-len");
+        Assert.False(Directory.Exists(output));
+        Assert.Equal(["short.txt"], dir.FileNames());
+        Assert.Single(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public void FailureMidRunLeavesNoOutput()
+    {
+        using var dir = new TempDirectory();
+        string model = CliRunner.CopyModel(dir, "stories260K");
+        // A NaN in layer 3's down_proj: layers 0-2 quantize, then RTN refuses the weight.
+        PoisonWeight(Path.Combine(model, "model.safetensors"), "model.layers.3.mlp.down_proj.weight");
+        string output = Path.Combine(dir.Path, "out");
+        var (code, _, err) = CliRunner.Run("quantize", model, "-o", output);
+        AssertOneLineError(code, err, "model.layers.3.mlp.down_proj", "NaN");
+        Assert.Equal(["stories260K"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
+    }
+
+    // Overwrites the first float of an F32 tensor with NaN in place.
+    private static void PoisonWeight(string file, string tensor)
+    {
+        long offset;
+        using (var store = LlmPress.IO.TensorStore.Open(file))
+        {
+            var info = store.GetInfo(tensor);
+            Assert.Equal(LlmPress.Numerics.DType.F32, info.DType);
+            offset = info.DataOffset;
+        }
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        stream.Position = offset; // absolute: header included
+        stream.Write(BitConverter.GetBytes(float.NaN));
+    }
+}
