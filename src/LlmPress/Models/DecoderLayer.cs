@@ -37,6 +37,25 @@ public sealed class DecoderLayer
         DownProj = downProj;
     }
 
+    /// <summary>Supplies one linear layer: (checkpoint module name, rows = out features, cols = in features, has bias).</summary>
+    public delegate LinearLayer LinearFactory(string module, int rows, int cols, bool bias);
+
+    /// <summary>Builds layer <paramref name="index"/> with the architecture's shapes, names and biases.</summary>
+    public static DecoderLayer Create(int index, ModelConfig config, RotaryEmbedding rope, RmsNorm inputNorm,
+        RmsNorm postAttentionNorm, LinearFactory linear)
+    {
+        var c = config;
+        int d = c.HiddenSize, l = index;
+        return new DecoderLayer(l, c, rope, inputNorm, postAttentionNorm,
+            linear(TensorNames.QueryProj(l), c.QueryDim, d, c.QkvBias),
+            linear(TensorNames.KeyProj(l), c.KvDim, d, c.QkvBias),
+            linear(TensorNames.ValueProj(l), c.KvDim, d, c.QkvBias),
+            linear(TensorNames.OutputProj(l), d, c.QueryDim, c.OutputBias),
+            linear(TensorNames.GateProj(l), c.IntermediateSize, d, false),
+            linear(TensorNames.UpProj(l), c.IntermediateSize, d, false),
+            linear(TensorNames.DownProj(l), d, c.IntermediateSize, false));
+    }
+
     public int Index { get; }
     public RmsNorm InputNorm { get; }
     public RmsNorm PostAttentionNorm { get; }

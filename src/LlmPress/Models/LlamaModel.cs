@@ -76,18 +76,10 @@ public sealed class LlamaModel : IDisposable
 
         var layers = new DecoderLayer[c.LayerCount];
         for (int l = 0; l < c.LayerCount; l++)
-        {
-            layers[l] = new DecoderLayer(l, c, rope,
+            layers[l] = DecoderLayer.Create(l, c, rope,
                 new RmsNorm(store.ReadFloats(TensorNames.InputNorm(l), d), c.RmsNormEps),
                 new RmsNorm(store.ReadFloats(TensorNames.PostAttentionNorm(l), d), c.RmsNormEps),
-                Linear(TensorNames.QueryProj(l), c.QueryDim, d, c.QkvBias),
-                Linear(TensorNames.KeyProj(l), c.KvDim, d, c.QkvBias),
-                Linear(TensorNames.ValueProj(l), c.KvDim, d, c.QkvBias),
-                Linear(TensorNames.OutputProj(l), d, c.QueryDim, c.OutputBias),
-                Linear(TensorNames.GateProj(l), c.IntermediateSize, d, false),
-                Linear(TensorNames.UpProj(l), c.IntermediateSize, d, false),
-                Linear(TensorNames.DownProj(l), d, c.IntermediateSize, false));
-        }
+                Linear);
         var finalNorm = new RmsNorm(store.ReadFloats(TensorNames.FinalNorm, d), c.RmsNormEps);
         // Some tied checkpoints still ship lm_head.weight; when tied, the embedding is the head either way.
         var head = c.TieWordEmbeddings

@@ -43,14 +43,7 @@ public static class RandomModel
         var embedding = Matrix(c.VocabSize, d);
         var layers = new DecoderLayer[c.LayerCount];
         for (int l = 0; l < c.LayerCount; l++)
-            layers[l] = new DecoderLayer(l, c, rope, Norm(), Norm(),
-                Linear(TensorNames.QueryProj(l), c.QueryDim, d, c.QkvBias),
-                Linear(TensorNames.KeyProj(l), c.KvDim, d, c.QkvBias),
-                Linear(TensorNames.ValueProj(l), c.KvDim, d, c.QkvBias),
-                Linear(TensorNames.OutputProj(l), d, c.QueryDim, c.OutputBias),
-                Linear(TensorNames.GateProj(l), c.IntermediateSize, d, false),
-                Linear(TensorNames.UpProj(l), c.IntermediateSize, d, false),
-                Linear(TensorNames.DownProj(l), d, c.IntermediateSize, false));
+            layers[l] = DecoderLayer.Create(l, c, rope, Norm(), Norm(), Linear);
         var head = c.TieWordEmbeddings ? new LinearLayer("lm_head", embedding) : new LinearLayer("lm_head", Matrix(c.VocabSize, d));
         return new LlamaModel(c, embedding, layers, Norm(), head);
     }
