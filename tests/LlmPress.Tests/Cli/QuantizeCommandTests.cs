@@ -152,3 +152,33 @@ public class QuantizeCommandTests
         stream.Write(BitConverter.GetBytes(float.NaN));
     }
 }
+
+public class EvalAgainstBaseTests
+{
+    [Fact]
+    public void EvalWithBaseReportsKlAndTop1AgainstTheOriginal()
+    {
+        string model = SharedData.Require("models", "stories260K");
+        string text = SharedData.Require("data", "tinystories", "tinystories-10k.txt");
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "rtn3");
+        var (code, _, err) = CliRunner.Run("quantize", model, "-o", output, "--method", "rtn", "--format", "int3", "--group-size", "32");
+        Assert.True(code == 0, err);
+
+        (code, var stdout, err) = CliRunner.Run("eval", output, "--base", model, "--data", text, "--seq-len", "128", "--max-windows", "4", "--json");
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(stdout);
+        var root = doc.RootElement;
+        double kl = root.GetProperty("kl_divergence").GetDouble();
+        double top1 = root.GetProperty("top1_agreement").GetDouble();
+        Assert.InRange(kl, 1e-4, 2.0);            // 3-bit RTN moves the distributions, but not wildly
+        Assert.InRange(top1, 0.3, 0.9999);
+        Assert.True(root.GetProperty("max_kl_divergence").GetDouble() >= kl);
+
+        // The base perplexity is the plain eval of the base model on the same windows.
+        (code, stdout, err) = CliRunner.Run("eval", model, "--data", text, "--seq-len", "128", "--max-windows", "4", "--json");
+        Assert.True(code == 0, err);
+        using var plain = JsonDocument.Parse(stdout);
+        Assert.Equal(plain.RootElement.GetProperty("perplexity").GetDouble(), root.GetProperty("base_perplexity").GetDouble(), 1e-6);
+    }
+}
