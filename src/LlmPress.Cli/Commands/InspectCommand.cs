@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using LlmPress.IO;
 using LlmPress.Models;
+using LlmPress.Quantization.Pipeline;
 
 namespace LlmPress.Cli.Commands;
 
@@ -22,15 +23,34 @@ internal static class InspectCommand
         using var m = ModelSource.OpenModel(path);
         var c = m.Config;
         var store = m.Store!;
-        long parameters = 0;
+        // A quantized checkpoint stores "X.weight.qweight", "X.weight.scales", ...: count X's rows × cols as its
+        // parameters and the packed bytes as its storage, not the packed tensors' element counts.
+        var quantized = QuantizedCheckpoint.TryLoad(path);
+        var quantizedModules = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (quantized is not null)
+            foreach (var layer in m.Layers)
+                foreach (var linear in layer.Linears)
+                    if (quantized.IsQuantized(linear.Name))
+                        quantizedModules[linear.Name] = (long)linear.InFeatures * linear.OutFeatures;
+        long parameters = quantizedModules.Values.Sum(), packedBytes = 0;
         var dtypes = new SortedDictionary<string, long>();
         foreach (var name in store.Names)
         {
             var info = store.GetInfo(name);
+            int packedAt = name.IndexOf(".weight.", StringComparison.Ordinal);
+            if (packedAt > 0 && quantizedModules.ContainsKey(name[..packedAt]))
+            {
+                packedBytes += info.ByteLength;
+                continue;
+            }
             parameters += info.ElementCount;
             string dt = info.DType.ToString();
             dtypes[dt] = dtypes.GetValueOrDefault(dt) + info.ElementCount;
         }
+        long quantizedParameters = quantizedModules.Values.Sum();
+        string? quantization = quantized is null ? null
+            : $"{string.Join(", ", quantized.Layers.Values.Select(f => f.Name).Distinct())} on {quantizedModules.Count} linear layers, "
+              + $"{Format.Number(8.0 * packedBytes / Math.Max(1, quantizedParameters), "0.00")} bits/weight";
         long diskBytes = store.Files.Sum(f => new FileInfo(f).Length);
         string rope = c.RopeScaling.Type switch
         {
@@ -55,6 +75,7 @@ internal static class InspectCommand
                 ["rope_scaling"] = c.RopeScaling.Type.ToString().ToLowerInvariant(),
                 ["tied_embeddings"] = c.TieWordEmbeddings,
                 ["parameters"] = parameters,
+                ["quantization"] = quantization,
                 ["dtypes"] = dtypes,
                 ["size_on_disk_bytes"] = diskBytes,
                 ["files"] = store.Files.Select(Path.GetFileName).ToArray(),
@@ -67,7 +88,9 @@ internal static class InspectCommand
             ("vocabulary", $"{c.VocabSize}{(c.TieWordEmbeddings ? " (tied lm_head)" : "")}"),
             ("positions", $"{c.MaxPositions}, rope {rope}"),
             ("parameters", $"{Format.Count(parameters)} ({parameters.ToString("N0", CultureInfo.InvariantCulture)})"),
-            ("dtypes", string.Join(", ", dtypes.Select(kv => $"{kv.Key} {Format.Count(kv.Value)}"))),
+            ("dtypes", string.Join(", ", dtypes.Select(kv => $"{kv.Key} {Format.Count(kv.Value)}"))
+                + (quantized is null ? "" : $", packed {Format.Count(quantizedParameters)}")),
+            ("quantization", quantization ?? "none"),
             ("size on disk", $"{Format.Bytes(diskBytes)} in {store.Files.Count} file(s)"),
         ]);
         return 0;

@@ -182,3 +182,28 @@ public class EvalAgainstBaseTests
         Assert.Equal(plain.RootElement.GetProperty("perplexity").GetDouble(), root.GetProperty("base_perplexity").GetDouble(), 1e-6);
     }
 }
+
+public class InspectQuantizedTests
+{
+    [Fact]
+    public void InspectCountsQuantizedWeightsAsParametersAndNamesTheFormat()
+    {
+        string model = SharedData.Require("models", "stories260K");
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "rtn4");
+        var (code, _, err) = CliRunner.Run("quantize", model, "-o", output, "--method", "rtn", "--format", "int4", "--group-size", "32");
+        Assert.True(code == 0, err);
+
+        (code, var stdout, err) = CliRunner.Run("inspect", output, "--json");
+        Assert.True(code == 0, err);
+        using var quantized = JsonDocument.Parse(stdout);
+        (code, stdout, err) = CliRunner.Run("inspect", model, "--json");
+        Assert.True(code == 0, err);
+        using var original = JsonDocument.Parse(stdout);
+
+        Assert.Equal(original.RootElement.GetProperty("parameters").GetInt64(), quantized.RootElement.GetProperty("parameters").GetInt64());
+        string quantization = quantized.RootElement.GetProperty("quantization").GetString()!;
+        Assert.Contains("int4-asym-g32 on 35 linear layers", quantization);
+        Assert.Equal(JsonValueKind.Null, original.RootElement.GetProperty("quantization").ValueKind);
+    }
+}
