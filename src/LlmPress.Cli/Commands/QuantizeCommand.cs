@@ -34,9 +34,13 @@ internal static class QuantizeCommand
         var seed = new Option<int>("--seed") { Description = "Seed for the calibration window offsets (default 0).", DefaultValueFactory = _ => 0 };
         var force = new Option<bool>("--force") { Description = "Replace an existing output directory." };
         var json = new Option<bool>("--json") { Description = "Print the report (as in report.json) as JSON on stdout." };
+        var dryRun = new Option<bool>("--dry-run")
+        {
+            Description = "Print the plan (layers, formats, output size, estimated peak memory and time) and stop before any work; nothing is written.",
+        };
         var command = new Command("quantize", "Quantize a model's decoder layers (RTN, GPTQ or HIGGS) and write the compressed model.")
         {
-            model, output, method, format, groupSize, sym, asym, actOrder, calib, samples, seqLen, seed, force, json,
+            model, output, method, format, groupSize, sym, asym, actOrder, calib, samples, seqLen, seed, force, json, dryRun,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
@@ -45,7 +49,7 @@ internal static class QuantizeCommand
                 parse.GetValue(groupSize), parse.GetValue(sym), parse.GetValue(asym));
             var options = new QuantizeOptions { Method = quantMethod, Format = quantFormat, ActOrder = parse.GetValue(actOrder) };
             return Run(console, parse.GetValue(model)!, parse.GetValue(output)!, options, parse.GetValue(calib), parse.GetValue(samples),
-                parse.GetValue(seqLen), parse.GetValue(seed), parse.GetValue(force), parse.GetValue(json));
+                parse.GetValue(seqLen), parse.GetValue(seed), parse.GetValue(force), parse.GetValue(json), parse.GetValue(dryRun));
         }));
         return command;
     }
@@ -69,7 +73,7 @@ internal static class QuantizeCommand
     }
 
     private static int Run(CliConsole console, string modelPath, string outputPath, QuantizeOptions options, string? calibPath,
-        int calibSamples, int? calibSeqLen, int seed, bool force, bool json)
+        int calibSamples, int? calibSeqLen, int seed, bool force, bool json, bool dryRun = false)
     {
         options.Validate();
         if (options.NeedsCalibration && calibPath is null)
@@ -81,10 +85,17 @@ internal static class QuantizeCommand
         string fullOutput = Path.GetFullPath(outputPath);
         if (Directory.Exists(modelPath) && Path.GetFullPath(modelPath).TrimEnd('/') == fullOutput.TrimEnd('/'))
             throw new CliException($"{outputPath}: the output directory is the input model; choose another -o directory.");
-        if ((Directory.Exists(outputPath) || File.Exists(outputPath)) && !force)
+        bool outputExists = Directory.Exists(outputPath) || File.Exists(outputPath);
+        if (outputExists && !force && !dryRun)
             throw new CliException($"{outputPath}: output already exists; choose another -o directory or pass --force to replace it.");
 
         using var model = ModelSource.OpenModel(modelPath);
+        if (dryRun)
+        {
+            if (outputExists && !force) console.Log($"warning: {outputPath} exists; the real run needs another -o directory or --force.");
+            int? length = calibPath is null ? null : Math.Min(calibSeqLen ?? 2048, model.Config.MaxPositions);
+            return PrintPlan(console, modelPath, outputPath, QuantizationPlan.Create(model, options, calibPath is null ? null : calibSamples, length), json);
+        }
         CalibrationData? calibration = null;
         if (calibPath is not null)
         {
@@ -114,6 +125,43 @@ internal static class QuantizeCommand
         rows.Add(("time", $"{Format.Number(final.WallSeconds, "0.00")} s, peak memory {Format.Bytes(final.PeakWorkingSetBytes)}"));
         rows.Add(("written", outputPath));
         console.WriteTable($"{final.Method} {final.Format}: {final.Layers.Count} layers of {Path.GetFileName(Path.GetFullPath(modelPath))}", rows);
+        return 0;
+    }
+
+    private static int PrintPlan(CliConsole console, string modelPath, string outputPath, QuantizationPlan plan, bool json)
+    {
+        if (json)
+        {
+            console.WriteJson(new Dictionary<string, object?>
+            {
+                ["dry_run"] = true,
+                ["method"] = plan.Method,
+                ["format"] = plan.Format,
+                ["layers"] = plan.Layers.Select(l => new Dictionary<string, object>
+                {
+                    ["name"] = l.Name, ["rows"] = l.Rows, ["cols"] = l.Cols, ["bits_per_weight"] = l.BitsPerWeight,
+                    ["bytes_before"] = l.BytesBefore, ["bytes_after"] = l.BytesAfter,
+                }).ToArray(),
+                ["calibration_samples"] = plan.CalibrationSamples,
+                ["calibration_seq_len"] = plan.CalibrationSequenceLength,
+                ["average_bits_per_weight"] = plan.AverageBitsPerWeight,
+                ["checkpoint_bytes"] = plan.CheckpointBytes,
+                ["output_bytes"] = plan.OutputBytes,
+                ["estimated_peak_bytes"] = plan.EstimatedPeakBytes,
+                ["estimated_seconds"] = plan.EstimatedSeconds,
+                ["assumed_gflops"] = QuantizationPlan.AssumedGflops,
+            });
+            return 0;
+        }
+        var shapes = plan.Layers.GroupBy(l => (l.Rows, l.Cols)).Select(g => $"{g.Count()} × [{g.Key.Rows}×{g.Key.Cols}]");
+        console.WriteTable($"plan: {plan.Method} {plan.Format} of {Path.GetFileName(Path.GetFullPath(modelPath))} → {outputPath} (dry run, nothing written)", [
+            ("layers", $"{plan.Layers.Count} linear layers: {string.Join(", ", shapes)}"),
+            ("calibration", plan.CalibrationSamples is { } n ? $"{n} × {plan.CalibrationSequenceLength} tokens" : "none (data-free)"),
+            ("quantized weights", $"{Format.Bytes(plan.QuantizedBytesBefore)} → {Format.Bytes(plan.QuantizedBytesAfter)} ({Format.Number(plan.AverageBitsPerWeight, "0.000")} bits/weight)"),
+            ("output size", $"{Format.Bytes(plan.OutputBytes)} (input {Format.Bytes(plan.CheckpointBytes)})"),
+            ("peak memory", $"≈ {Format.Bytes(plan.EstimatedPeakBytes)} (runtime + mapped checkpoint + calibration activations + one layer's working set)"),
+            ("time", $"≈ {Format.Number(plan.EstimatedSeconds, "0.0")} s (assuming {QuantizationPlan.AssumedGflops:0} GFLOP/s sustained)"),
+        ]);
         return 0;
     }
 }

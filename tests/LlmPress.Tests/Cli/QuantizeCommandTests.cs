@@ -207,3 +207,37 @@ public class InspectQuantizedTests
         Assert.Equal(JsonValueKind.Null, original.RootElement.GetProperty("quantization").ValueKind);
     }
 }
+
+public class QuantizeDryRunTests
+{
+    [Fact]
+    public void DryRunPrintsThePlanAndWritesNothing()
+    {
+        string model = SharedData.Require("models", "stories260K");
+        string text = SharedData.Require("data", "tinystories", "tinystories-10k.txt");
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "plan");
+        var (code, stdout, err) = CliRunner.Run("quantize", model, "-o", output, "--method", "gptq", "--format", "int4", "--group-size", "32",
+            "--calib", text, "--calib-samples", "16", "--calib-seq-len", "128", "--dry-run", "--json");
+        Assert.True(code == 0, err);
+        Assert.False(Directory.Exists(output));
+        using var plan = JsonDocument.Parse(stdout);
+        var root = plan.RootElement;
+        Assert.True(root.GetProperty("dry_run").GetBoolean());
+        Assert.Equal(35, root.GetProperty("layers").GetArrayLength());
+        Assert.Equal(16, root.GetProperty("calibration_samples").GetInt32());
+        Assert.True(root.GetProperty("estimated_seconds").GetDouble() > 0);
+        // Activations alone are 16 × 128 × 64 floats; the estimate includes them and the mapped checkpoint.
+        Assert.True(root.GetProperty("estimated_peak_bytes").GetInt64() > new FileInfo(Path.Combine(model, "model.safetensors")).Length);
+
+        // The planned sizes are the real run's sizes.
+        (code, stdout, err) = CliRunner.Run("quantize", model, "-o", output, "--method", "gptq", "--format", "int4", "--group-size", "32",
+            "--calib", text, "--calib-samples", "16", "--calib-seq-len", "128", "--json");
+        Assert.True(code == 0, err);
+        using var report = JsonDocument.Parse(stdout);
+        var totals = report.RootElement.GetProperty("totals");
+        Assert.Equal(totals.GetProperty("average_bits_per_weight").GetDouble(), root.GetProperty("average_bits_per_weight").GetDouble(), 0.01);
+        double actualBytes = totals.GetProperty("total_bytes_after").GetInt64();
+        Assert.Equal(actualBytes, root.GetProperty("output_bytes").GetInt64(), 0.01 * actualBytes);
+    }
+}

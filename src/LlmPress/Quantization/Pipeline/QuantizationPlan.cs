@@ -1,0 +1,104 @@
+using LlmPress.Models;
+
+namespace LlmPress.Quantization.Pipeline;
+
+/// <summary>One linear layer as the plan sees it.</summary>
+/// <param name="BytesBefore">Stored size now (its dtype).</param>
+/// <param name="BytesAfter">Packed size in the target format (codes + scales).</param>
+public sealed record PlannedLayer(string Name, int Rows, int Cols, double BitsPerWeight, long BytesBefore, long BytesAfter);
+
+/// <summary>
+/// What a quantize run will do and roughly what it will cost, computed before any work (`quantize --dry-run`):
+/// the layers and their formats, the output size, the peak memory and a time estimate. Sizes are exact up to file
+/// headers; memory and time are estimates from the run's shapes (time assumes <see cref="AssumedGflops"/>).
+/// </summary>
+public sealed record QuantizationPlan
+{
+    /// <summary>Sustained GFLOP/s assumed for the calibration passes and Hessians (what this project measures on 2 Zen 4 cores).</summary>
+    public const double AssumedGflops = 150;
+
+    /// <summary>The .NET runtime, JIT and tokenizer before any tensor is touched (measured: ~60–80 MB working set).</summary>
+    public const long RuntimeBytes = 64L << 20;
+
+    public required string Method { get; init; }
+    public required string Format { get; init; }
+    public required IReadOnlyList<PlannedLayer> Layers { get; init; }
+    public int? CalibrationSamples { get; init; }
+    public int? CalibrationSequenceLength { get; init; }
+    /// <summary>Bytes of every tensor in the input checkpoint.</summary>
+    public required long CheckpointBytes { get; init; }
+    /// <summary>Tensor bytes of the output: untouched tensors as stored plus the packed layers.</summary>
+    public required long OutputBytes { get; init; }
+    /// <summary>Runtime + mapped checkpoint + calibration activations + one layer's working set (FP32 weights, Hessians, scratch).</summary>
+    public required long EstimatedPeakBytes { get; init; }
+    public required double EstimatedSeconds { get; init; }
+
+    public long QuantizedBytesBefore => Layers.Sum(l => l.BytesBefore);
+    public long QuantizedBytesAfter => Layers.Sum(l => l.BytesAfter);
+    public double AverageBitsPerWeight => 8.0 * QuantizedBytesAfter / Math.Max(1, Layers.Sum(l => (long)l.Rows * l.Cols));
+
+    /// <param name="model">The model to quantize.</param>
+    /// <param name="options">Method and format.</param>
+    /// <param name="samples">Calibration windows (null: no calibration).</param>
+    /// <param name="sequenceLength">Tokens per calibration window.</param>
+    public static QuantizationPlan Create(LlamaModel model, QuantizeOptions options, int? samples, int? sequenceLength)
+    {
+        options.Validate();
+        var c = model.Config;
+        var layers = new List<PlannedLayer>();
+        foreach (var layer in model.Layers)
+            foreach (var linear in layer.Linears)
+            {
+                int rows = linear.OutFeatures, cols = linear.InFeatures;
+                double bits = options.Format.BitsPerWeight(cols);
+                layers.Add(new PlannedLayer(linear.Name, rows, cols, bits, linear.Weight.Data.Length,
+                    (long)Math.Ceiling(bits * rows * cols / 8)));
+            }
+        long checkpoint = model.Store?.TotalBytes ?? 0;
+        long before = layers.Sum(l => l.BytesBefore), after = layers.Sum(l => l.BytesAfter);
+
+        // One decoder layer's working set: its linears in FP32 (original and dequantized), Hessian accumulators
+        // (double) and their FP32 copies, and the forward scratch for one window.
+        long layerFloats = 0, hessianBytes = 0, scratchBytes = 0, activationBytes = 0;
+        var first = model.Layers.Count > 0 ? model.Layers[0] : null;
+        if (first is not null)
+            foreach (var linear in first.Linears)
+                layerFloats += (long)linear.InFeatures * linear.OutFeatures;
+        double seconds = 0;
+        if (samples is { } n && sequenceLength is { } t)
+        {
+            long tokens = (long)n * t;
+            activationBytes = tokens * c.HiddenSize * sizeof(float);
+            foreach (int cols in new[] { c.HiddenSize, c.QueryDim, c.HiddenSize, c.IntermediateSize })
+                hessianBytes += (long)cols * cols * (sizeof(double) + 2 * sizeof(float));
+            scratchBytes = (long)t * (4L * c.HiddenSize + 2L * c.QueryDim + 2L * c.KvDim + 2L * c.IntermediateSize) * sizeof(float)
+                           + 2L * 256 * t * sizeof(float); // attention scores, one block per thread
+
+            // Two passes per layer (capture Hessians, re-run quantized): 2 flops per weight and token, plus attention.
+            double perTokenLayer = 2.0 * layerFloats + 4.0 * c.QueryDim * t / 2;
+            double forward = 2.0 * tokens * perTokenLayer * c.LayerCount;
+            double hessian = 0;
+            foreach (int cols in new[] { c.HiddenSize, c.QueryDim, c.HiddenSize, c.IntermediateSize })
+                hessian += (double)tokens * cols * cols * c.LayerCount;
+            seconds = (forward + hessian) / (AssumedGflops * 1e9);
+        }
+        if (options.Method == QuantMethod.Gptq)
+            foreach (var l in layers) // Cholesky-based inverse and the lazy block updates
+                seconds += (2.0 * l.Cols * l.Cols * l.Cols + 2.0 * l.Rows * l.Cols * l.Cols) / (AssumedGflops * 1e9);
+        else
+            seconds += layers.Sum(l => (double)l.Rows * l.Cols) * 20 / 1e9; // RTN/HIGGS: a few ns per weight
+
+        return new QuantizationPlan
+        {
+            Method = QuantizationPipeline.MethodName(options.Method),
+            Format = options.Format.Name,
+            Layers = layers,
+            CalibrationSamples = samples,
+            CalibrationSequenceLength = sequenceLength,
+            CheckpointBytes = checkpoint,
+            OutputBytes = checkpoint - before + after,
+            EstimatedPeakBytes = RuntimeBytes + checkpoint + activationBytes + 2 * layerFloats * sizeof(float) + hessianBytes + scratchBytes,
+            EstimatedSeconds = seconds,
+        };
+    }
+}
