@@ -5,21 +5,11 @@ namespace LlmPress.Tests.Cli;
 /// <summary>Every kind of bad input gives exit code 1 and one line on stderr naming what and where, no stack trace.</summary>
 public class CliBadInputTests
 {
-    private static void AssertOneLineError(int code, string err, params string[] fragments)
-    {
-        Assert.Equal(1, code);
-        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(lines.Length == 1, $"expected one line, got:\n{err}");
-        Assert.StartsWith("error: ", lines[0]);
-        Assert.DoesNotContain("   at ", err);
-        foreach (var f in fragments) Assert.Contains(f, err);
-    }
-
     [Fact]
     public void MissingModelDirectory()
     {
         var (code, _, err) = CliRunner.Run("inspect", "/nonexistent/model");
-        AssertOneLineError(code, err, "/nonexistent/model", "not found");
+        CliRunner.AssertOneLineError(code, err, "/nonexistent/model", "not found");
     }
 
     [Fact]
@@ -31,7 +21,7 @@ public class CliBadInputTests
         var bytes = File.ReadAllBytes(weights);
         File.WriteAllBytes(weights, bytes[..(bytes.Length / 2)]);
         var (code, _, err) = CliRunner.Run("inspect", model);
-        AssertOneLineError(code, err, "model.safetensors");
+        CliRunner.AssertOneLineError(code, err, "model.safetensors");
     }
 
     [Fact]
@@ -53,7 +43,7 @@ public class CliBadInputTests
         System.Text.Encoding.UTF8.GetBytes(header).CopyTo(bytes, 8);
         File.WriteAllBytes(weights, bytes);
         var (code, _, err) = CliRunner.Run("inspect", model);
-        AssertOneLineError(code, err, "model.safetensors");
+        CliRunner.AssertOneLineError(code, err, "model.safetensors");
     }
 
     [Fact]
@@ -66,7 +56,7 @@ public class CliBadInputTests
         BitConverter.GetBytes(long.MaxValue / 2).CopyTo(bytes, 0);
         File.WriteAllBytes(weights, bytes);
         var (code, _, err) = CliRunner.Run("eval", model, "--data", SharedData.Require("data", "tinystories", "tinystories-10k.txt"));
-        AssertOneLineError(code, err, "model.safetensors");
+        CliRunner.AssertOneLineError(code, err, "model.safetensors");
     }
 
     [Fact]
@@ -77,7 +67,7 @@ public class CliBadInputTests
         string config = Path.Combine(model, "config.json");
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"llama\"", "\"falcon\""));
         var (code, _, err) = CliRunner.Run("inspect", model);
-        AssertOneLineError(code, err, "config.json", "falcon", "not supported");
+        CliRunner.AssertOneLineError(code, err, "config.json", "falcon", "not supported");
     }
 
     [Fact]
@@ -94,7 +84,7 @@ public class CliBadInputTests
                     kept.Add(new TensorToWrite(t.Name, t.DType, t.Shape, file.GetData(t.Name).ToArray()));
         SafeTensorsWriter.Write(weights, kept);
         var (code, _, err) = CliRunner.Run("inspect", model);
-        AssertOneLineError(code, err, "model.layers.1.mlp.up_proj.weight");
+        CliRunner.AssertOneLineError(code, err, "model.layers.1.mlp.up_proj.weight");
     }
 
     [Fact]
@@ -103,14 +93,14 @@ public class CliBadInputTests
         using var dir = new TempDirectory();
         File.WriteAllText(dir.File("short.txt"), "Once upon a time.");
         var (code, _, err) = CliRunner.Run("eval", SharedData.Require("models", "stories260K"), "--data", dir.File("short.txt"), "--seq-len", "256");
-        AssertOneLineError(code, err, "short.txt", "fewer than one window of 256");
+        CliRunner.AssertOneLineError(code, err, "short.txt", "fewer than one window of 256");
     }
 
     [Fact]
     public void MissingDataFile()
     {
         var (code, _, err) = CliRunner.Run("eval", SharedData.Require("models", "stories260K"), "--data", "/nonexistent.txt");
-        AssertOneLineError(code, err, "/nonexistent.txt");
+        CliRunner.AssertOneLineError(code, err, "/nonexistent.txt");
     }
 
     [Fact]

@@ -13,6 +13,17 @@ internal static class CliRunner
         return (code, output.ToString(), error.ToString());
     }
 
+    /// <summary>A failed run: exit code 1 and exactly one "error: …" line on stderr, no stack trace, naming every fragment.</summary>
+    public static void AssertOneLineError(int code, string err, params string[] fragments)
+    {
+        Assert.Equal(1, code);
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line, got:\n{err}");
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.DoesNotContain("   at ", err);
+        foreach (var f in fragments) Assert.Contains(f, err);
+    }
+
     /// <summary>Copies a shared model into a scratch directory so a test may damage it.</summary>
     public static string CopyModel(TempDirectory dir, string model)
     {

@@ -10,15 +10,6 @@ public class QuantizeCommandTests
 
     private static string[] Calib => ["--calib", Text, "--calib-samples", "16", "--calib-seq-len", "128"];
 
-    private static void AssertOneLineError(int code, string err, params string[] fragments)
-    {
-        Assert.Equal(1, code);
-        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(lines.Length == 1, $"expected one line, got:\n{err}");
-        Assert.StartsWith("error: ", lines[0]);
-        foreach (var f in fragments) Assert.Contains(f, err);
-    }
-
     private static void AssertNothingWritten(TempDirectory dir) =>
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
 
@@ -63,7 +54,7 @@ public class QuantizeCommandTests
     {
         using var dir = new TempDirectory();
         var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--method", "gptq");
-        AssertOneLineError(code, err, "--calib");
+        CliRunner.AssertOneLineError(code, err, "--calib");
         AssertNothingWritten(dir);
     }
 
@@ -73,7 +64,7 @@ public class QuantizeCommandTests
         using var dir = new TempDirectory();
         File.WriteAllText(dir.File("keep.txt"), "mine");
         var (code, _, err) = CliRunner.Run("quantize", Model, "-o", dir.Path);
-        AssertOneLineError(code, err, dir.Path, "--force");
+        CliRunner.AssertOneLineError(code, err, dir.Path, "--force");
         Assert.Equal(["keep.txt"], dir.FileNames());
         Assert.Equal("mine", File.ReadAllText(dir.File("keep.txt")));
 
@@ -88,7 +79,7 @@ public class QuantizeCommandTests
     {
         using var dir = new TempDirectory();
         var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--format", "int5");
-        AssertOneLineError(code, err, "int5", "--format");
+        CliRunner.AssertOneLineError(code, err, "int5", "--format");
         AssertNothingWritten(dir);
     }
 
@@ -97,7 +88,7 @@ public class QuantizeCommandTests
     {
         using var dir = new TempDirectory();
         var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--format", "mxfp4", "--group-size", "64");
-        AssertOneLineError(code, err, "--group-size", "mxfp4");
+        CliRunner.AssertOneLineError(code, err, "--group-size", "mxfp4");
         AssertNothingWritten(dir);
     }
 
@@ -106,7 +97,7 @@ public class QuantizeCommandTests
     {
         using var dir = new TempDirectory();
         var (code, _, err) = CliRunner.Run("quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--method", "higgs", "--format", "int4");
-        AssertOneLineError(code, err, "higgs", "int4");
+        CliRunner.AssertOneLineError(code, err, "higgs", "int4");
         AssertNothingWritten(dir);
     }
 
@@ -118,7 +109,7 @@ public class QuantizeCommandTests
         File.WriteAllText(text, "Once upon a time there was a cat.");
         string output = Path.Combine(dir.Path, "out");
         var (code, _, err) = CliRunner.Run("quantize", Model, "-o", output, "--method", "gptq", "--calib", text, "--calib-seq-len", "128");
-        AssertOneLineError(code, err, "short.txt", "--calib-seq-len");
+        CliRunner.AssertOneLineError(code, err, "short.txt", "--calib-seq-len");
         Assert.False(Directory.Exists(output));
         Assert.Equal(["short.txt"], dir.FileNames());
         Assert.Single(Directory.GetFileSystemEntries(dir.Path));
@@ -133,7 +124,7 @@ public class QuantizeCommandTests
         PoisonWeight(Path.Combine(model, "model.safetensors"), "model.layers.3.mlp.down_proj.weight");
         string output = Path.Combine(dir.Path, "out");
         var (code, _, err) = CliRunner.Run("quantize", model, "-o", output);
-        AssertOneLineError(code, err, "model.layers.3.mlp.down_proj", "NaN");
+        CliRunner.AssertOneLineError(code, err, "model.layers.3.mlp.down_proj", "NaN");
         Assert.Equal(["stories260K"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
     }
 
