@@ -77,16 +77,34 @@ public sealed class DecoderLayer
     /// </summary>
     public void Forward(int tokenCount, int startPosition, ForwardScratch scratch, KvCache? cache = null, LinearInputObserver? observer = null)
     {
+        scratch.EnsureCapacity(tokenCount);
+        NormalizeAttentionInput(tokenCount, scratch);
+        Attend(tokenCount, startPosition, scratch, cache, observer);
+        ProjectAttentionOutput(tokenCount, scratch, observer);
+        NormalizeMlpInput(tokenCount, scratch);
+        ActivateMlp(tokenCount, scratch, observer);
+        ProjectMlpOutput(tokenCount, scratch, observer);
+    }
+
+    // The six stages of Forward, public so calibration can quantize a layer's linears in execution order (GPTQ's
+    // true-sequential schedule) and feed each group the inputs produced by the already-quantized groups before it.
+    // Each reads and writes scratch buffers for tokens [0, tokenCount); the caller has sized the scratch.
+
+    /// <summary>Stage 1: Normed = input_layernorm(Hidden).</summary>
+    public void NormalizeAttentionInput(int tokenCount, ForwardScratch scratch)
+    {
+        int m = tokenCount * _config.HiddenSize;
+        InputNorm.Forward(scratch.Hidden.AsSpan(0, m), tokenCount, scratch.Normed.AsSpan(0, m));
+    }
+
+    /// <summary>Stage 2: Attention = attn(rope(q_proj(Normed)), rope(k_proj(Normed)), v_proj(Normed)).</summary>
+    public void Attend(int tokenCount, int startPosition, ForwardScratch scratch, KvCache? cache = null, LinearInputObserver? observer = null)
+    {
         if (cache is null && startPosition != 0)
             throw new ArgumentException("Without a KV cache the sequence must start at position 0.", nameof(startPosition));
-        scratch.EnsureCapacity(tokenCount);
         var c = _config;
-        int d = c.HiddenSize, n = tokenCount;
-        Span<float> hidden = scratch.Hidden.AsSpan(0, n * d);
-        Span<float> normed = scratch.Normed.AsSpan(0, n * d);
-
-        // Attention block.
-        InputNorm.Forward(hidden, n, normed);
+        int n = tokenCount;
+        ReadOnlySpan<float> normed = scratch.Normed.AsSpan(0, n * c.HiddenSize);
         Project(QueryProj, normed, n, scratch.Query, observer);
         Project(KeyProj, normed, n, scratch.Key, observer);
         Project(ValueProj, normed, n, scratch.Value, observer);
@@ -105,16 +123,38 @@ public sealed class DecoderLayer
         }
         CausalAttention.Forward(scratch.Query, keys, values, n, startPosition, c.HeadCount, c.KvHeadCount, c.HeadDim,
             c.SlidingWindow, scratch.Attention);
-        Project(OutputProj, scratch.Attention, n, scratch.Projected, observer);
-        TensorPrimitives.Add(hidden, scratch.Projected.AsSpan(0, n * d), hidden);
+    }
 
-        // MLP block.
-        PostAttentionNorm.Forward(hidden, n, normed);
-        Project(GateProj, normed, n, scratch.Gate, observer);
-        Project(UpProj, normed, n, scratch.Up, observer);
-        SiluMultiply(scratch.Gate, scratch.Up, n * c.IntermediateSize);
-        Project(DownProj, scratch.Gate, n, scratch.Projected, observer);
-        TensorPrimitives.Add(hidden, scratch.Projected.AsSpan(0, n * d), hidden);
+    /// <summary>Stage 3: Hidden += o_proj(Attention).</summary>
+    public void ProjectAttentionOutput(int tokenCount, ForwardScratch scratch, LinearInputObserver? observer = null)
+    {
+        int m = tokenCount * _config.HiddenSize;
+        Project(OutputProj, scratch.Attention, tokenCount, scratch.Projected, observer);
+        TensorPrimitives.Add(scratch.Hidden.AsSpan(0, m), scratch.Projected.AsSpan(0, m), scratch.Hidden.AsSpan(0, m));
+    }
+
+    /// <summary>Stage 4: Normed = post_attention_layernorm(Hidden).</summary>
+    public void NormalizeMlpInput(int tokenCount, ForwardScratch scratch)
+    {
+        int m = tokenCount * _config.HiddenSize;
+        PostAttentionNorm.Forward(scratch.Hidden.AsSpan(0, m), tokenCount, scratch.Normed.AsSpan(0, m));
+    }
+
+    /// <summary>Stage 5: Gate = silu(gate_proj(Normed)) · up_proj(Normed).</summary>
+    public void ActivateMlp(int tokenCount, ForwardScratch scratch, LinearInputObserver? observer = null)
+    {
+        ReadOnlySpan<float> normed = scratch.Normed.AsSpan(0, tokenCount * _config.HiddenSize);
+        Project(GateProj, normed, tokenCount, scratch.Gate, observer);
+        Project(UpProj, normed, tokenCount, scratch.Up, observer);
+        SiluMultiply(scratch.Gate, scratch.Up, tokenCount * _config.IntermediateSize);
+    }
+
+    /// <summary>Stage 6: Hidden += down_proj(Gate).</summary>
+    public void ProjectMlpOutput(int tokenCount, ForwardScratch scratch, LinearInputObserver? observer = null)
+    {
+        int m = tokenCount * _config.HiddenSize;
+        Project(DownProj, scratch.Gate, tokenCount, scratch.Projected, observer);
+        TensorPrimitives.Add(scratch.Hidden.AsSpan(0, m), scratch.Projected.AsSpan(0, m), scratch.Hidden.AsSpan(0, m));
     }
 
     private static void Project(LinearLayer layer, ReadOnlySpan<float> input, int n, Span<float> output, LinearInputObserver? observer)
