@@ -6,20 +6,27 @@ using LlmPress.Numerics;
 namespace LlmPress.Quantization.Pipeline;
 
 /// <summary>
-/// Quantizes every decoder-layer linear of a model, one decoder layer at a time (GPTQ's sequential recipe):
+/// Quantizes every decoder-layer linear of a model, one decoder layer at a time, in GPTQ's true-sequential order:
 /// <list type="number">
 /// <item>embed every calibration sample once: hidden states [samples, seqLen, hidden] stay in memory;</item>
-/// <item>for each layer, run every sample through it with an observer feeding one <see cref="HessianAccumulator"/> per
-/// distinct input (q/k/v share one, gate/up share one, o and down their own); all seven Hessians come from this one
-/// pass over the unquantized layer (gptq.py without --true-sequential);</item>
-/// <item>quantize each linear (GPTQ, or RTN onto the format), swap in the dequantized FP32 weight;</item>
-/// <item>re-run the quantized layer on every sample: its outputs are the next layer's inputs, so errors propagate.</item>
+/// <item>within a layer, quantize the linears group by group in execution order — q/k/v, then o, then gate/up, then
+/// down — each group's Hessian accumulated on the inputs produced by the groups already quantized before it, so
+/// later linears correct for the earlier ones' errors (gptq.py's --true-sequential);</item>
+/// <item>the stage outputs are kept per sample (attention outputs, and the MLP activations while they fit
+/// <see cref="ActivationBudgetBytes"/>), so each layer costs one forward pass over the calibration set, not two;</item>
+/// <item>the fully quantized layer's outputs are the next layer's inputs, so errors propagate.</item>
 /// </list>
-/// Without calibration data (RTN, HIGGS) steps 1, 2 and 4 are skipped and no output error is reported. Embeddings and
-/// lm_head are left alone. The model is restored to its original weights when the run ends (or fails).
+/// Without calibration data (RTN, HIGGS) no pass runs and no output error is reported. Embeddings and lm_head are
+/// left alone. The model is restored to its original weights when the run ends (or fails).
 /// </summary>
 public static class QuantizationPipeline
 {
+    /// <summary>
+    /// MLP activations ([samples, seqLen, intermediate] floats) are kept between the down_proj Hessian pass and the
+    /// output pass while they fit in this many bytes; beyond it they are recomputed (gate/up run twice).
+    /// </summary>
+    public const long ActivationBudgetBytes = 4L << 30;
+
     /// <summary>Runs the pipeline.</summary>
     /// <param name="model">The FP model; its layers are modified during the run and restored afterwards.</param>
     /// <param name="options">Method and format.</param>
@@ -66,38 +73,19 @@ public static class QuantizationPipeline
             var layer = model.Layers[l];
             var linears = layer.Linears;
             var originals = linears.Select(x => x.Weight).ToArray();
+            void Quantize(LinearLayer linear, float[]? hessian)
+            {
+                var (packed, report) = QuantizeLinear(linear, hessian, options);
+                layers.Add(new QuantizedLayer(linear.Name, packed));
+                reports.Add(report);
+            }
             try
             {
-                Dictionary<LinearLayer, HessianAccumulator>? hessians = null;
-                if (scratch is not null)
-                {
-                    hessians = CaptureHessians(layer, hidden, seqLen, scratch);
-                    peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false));
-                }
-                var hessianCache = new Dictionary<HessianAccumulator, float[]>();
-                foreach (var linear in linears)
-                {
-                    float[]? h = null;
-                    if (hessians is not null)
-                    {
-                        var acc = hessians[linear];
-                        if (!hessianCache.TryGetValue(acc, out h)) hessianCache[acc] = h = acc.GetHessian();
-                    }
-                    var (packed, report) = QuantizeLinear(linear, h, options);
-                    layers.Add(new QuantizedLayer(linear.Name, packed));
-                    reports.Add(report);
-                }
-                hessianCache.Clear();
-                peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false));
-
-                // Next layer's inputs: the quantized layer's outputs.
-                if (scratch is not null)
-                    foreach (var state in hidden)
-                    {
-                        state.CopyTo(scratch.Hidden, 0);
-                        layer.Forward(seqLen, 0, scratch);
-                        scratch.Hidden.AsSpan(0, seqLen * d).CopyTo(state);
-                    }
+                if (scratch is null)
+                    foreach (var linear in linears)
+                        Quantize(linear, null);
+                else
+                    QuantizeSequentially(layer, hidden, seqLen, scratch, Quantize, ref peakManaged);
             }
             finally
             {
@@ -129,33 +117,93 @@ public static class QuantizationPipeline
         _ => "rtn",
     };
 
-    // One pass of every sample through the (unquantized) layer; returns each linear's accumulator (shared by q/k/v and gate/up).
-    private static Dictionary<LinearLayer, HessianAccumulator> CaptureHessians(DecoderLayer layer, float[][] hidden, int seqLen, ForwardScratch scratch)
+    /// <summary>
+    /// One layer, true-sequential: each group of linears is quantized on a Hessian of the inputs that the already
+    /// quantized groups produce; the samples' hidden states end as the quantized layer's outputs.
+    /// </summary>
+    private static void QuantizeSequentially(DecoderLayer layer, float[][] hidden, int seqLen, ForwardScratch scratch,
+        Action<LinearLayer, float[]?> quantize, ref long peakManaged)
     {
-        var attention = new HessianAccumulator(layer.QueryProj.InFeatures);
-        var output = new HessianAccumulator(layer.OutputProj.InFeatures);
-        var mlp = new HessianAccumulator(layer.GateProj.InFeatures);
-        var down = new HessianAccumulator(layer.DownProj.InFeatures);
-        void Observe(LinearLayer linear, ReadOnlySpan<float> input, int tokenCount)
+        int n = seqLen, d = layer.QueryProj.InFeatures;
+        int attentionWidth = layer.OutputProj.InFeatures, intermediate = layer.DownProj.InFeatures;
+        void Load(int s) => hidden[s].CopyTo(scratch.Hidden, 0);
+        void Store(int s) => scratch.Hidden.AsSpan(0, n * d).CopyTo(hidden[s]);
+        void QuantizeGroup(HessianAccumulator accumulator, params LinearLayer[] group)
         {
-            // k/v and up see exactly the input q and gate saw: add it once.
-            if (ReferenceEquals(linear, layer.QueryProj)) attention.Add(input, tokenCount);
-            else if (ReferenceEquals(linear, layer.OutputProj)) output.Add(input, tokenCount);
-            else if (ReferenceEquals(linear, layer.GateProj)) mlp.Add(input, tokenCount);
-            else if (ReferenceEquals(linear, layer.DownProj)) down.Add(input, tokenCount);
+            var h = accumulator.GetHessian();
+            foreach (var linear in group) quantize(linear, h);
         }
-        foreach (var state in hidden)
+
+        // q, k, v: Hessian of input_layernorm(x).
+        var qkv = new HessianAccumulator(d);
+        for (int s = 0; s < hidden.Length; s++)
         {
-            state.CopyTo(scratch.Hidden, 0);
-            layer.Forward(seqLen, 0, scratch, observer: Observe);
+            Load(s);
+            layer.NormalizeAttentionInput(n, scratch);
+            qkv.Add(scratch.Normed.AsSpan(0, n * d), n);
         }
-        return new Dictionary<LinearLayer, HessianAccumulator>(ReferenceEqualityComparer.Instance)
+        QuantizeGroup(qkv, layer.QueryProj, layer.KeyProj, layer.ValueProj);
+
+        // o: Hessian of the attention outputs computed with the quantized q/k/v; the outputs are kept per sample.
+        var o = new HessianAccumulator(attentionWidth);
+        var attention = new float[hidden.Length][];
+        for (int s = 0; s < hidden.Length; s++)
         {
-            [layer.QueryProj] = attention, [layer.KeyProj] = attention, [layer.ValueProj] = attention,
-            [layer.OutputProj] = output,
-            [layer.GateProj] = mlp, [layer.UpProj] = mlp,
-            [layer.DownProj] = down,
-        };
+            Load(s);
+            layer.NormalizeAttentionInput(n, scratch);
+            layer.Attend(n, 0, scratch);
+            o.Add(scratch.Attention.AsSpan(0, n * attentionWidth), n);
+            attention[s] = scratch.Attention.AsSpan(0, n * attentionWidth).ToArray();
+        }
+        peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false));
+        QuantizeGroup(o, layer.OutputProj);
+
+        // gate, up: Hessian of post_attention_layernorm(h), h = x + o_proj(attention) with the quantized o.
+        var mlp = new HessianAccumulator(d);
+        for (int s = 0; s < hidden.Length; s++)
+        {
+            Load(s);
+            attention[s].CopyTo(scratch.Attention, 0);
+            attention[s] = null!; // release as we go
+            layer.ProjectAttentionOutput(n, scratch);
+            Store(s);
+            layer.NormalizeMlpInput(n, scratch);
+            mlp.Add(scratch.Normed.AsSpan(0, n * d), n);
+        }
+        QuantizeGroup(mlp, layer.GateProj, layer.UpProj);
+
+        // down: Hessian of silu(gate)·up from the quantized gate/up; activations kept while they fit the budget.
+        var down = new HessianAccumulator(intermediate);
+        bool keep = (long)hidden.Length * n * intermediate * sizeof(float) <= ActivationBudgetBytes;
+        var activations = keep ? new float[hidden.Length][] : null;
+        for (int s = 0; s < hidden.Length; s++)
+        {
+            Load(s);
+            layer.NormalizeMlpInput(n, scratch);
+            layer.ActivateMlp(n, scratch);
+            down.Add(scratch.Gate.AsSpan(0, n * intermediate), n);
+            if (activations is not null) activations[s] = scratch.Gate.AsSpan(0, n * intermediate).ToArray();
+        }
+        peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false));
+        QuantizeGroup(down, layer.DownProj);
+
+        // The layer's outputs with every linear quantized: the next layer's inputs.
+        for (int s = 0; s < hidden.Length; s++)
+        {
+            Load(s);
+            if (activations is not null)
+            {
+                activations[s].CopyTo(scratch.Gate, 0);
+                activations[s] = null!;
+            }
+            else
+            {
+                layer.NormalizeMlpInput(n, scratch);
+                layer.ActivateMlp(n, scratch);
+            }
+            layer.ProjectMlpOutput(n, scratch);
+            Store(s);
+        }
     }
 
     // Quantizes one linear and swaps its dequantized FP32 weight in (original basis, so no online rotation is needed).

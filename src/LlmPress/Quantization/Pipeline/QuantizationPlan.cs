@@ -68,15 +68,22 @@ public sealed record QuantizationPlan
         if (samples is { } n && sequenceLength is { } t)
         {
             long tokens = (long)n * t;
-            activationBytes = tokens * c.HiddenSize * sizeof(float);
+            // Hidden states, plus the per-sample stage outputs the true-sequential schedule keeps: attention outputs,
+            // and the MLP activations while they fit the pipeline's budget (otherwise gate/up run twice).
+            long mlpActivations = tokens * c.IntermediateSize * sizeof(float);
+            bool keepActivations = mlpActivations <= QuantizationPipeline.ActivationBudgetBytes;
+            activationBytes = tokens * (c.HiddenSize + c.QueryDim) * sizeof(float) + (keepActivations ? mlpActivations : 0);
             foreach (int cols in new[] { c.HiddenSize, c.QueryDim, c.HiddenSize, c.IntermediateSize })
                 hessianBytes += (long)cols * cols * (sizeof(double) + 2 * sizeof(float));
             scratchBytes = (long)t * (4L * c.HiddenSize + 2L * c.QueryDim + 2L * c.KvDim + 2L * c.IntermediateSize) * sizeof(float)
                            + 2L * 256 * t * sizeof(float); // attention scores, one block per thread
 
-            // Two passes per layer (capture Hessians, re-run quantized): 2 flops per weight and token, plus attention.
-            double perTokenLayer = 2.0 * layerFloats + 4.0 * c.QueryDim * t / 2;
-            double forward = 2.0 * tokens * perTokenLayer * c.LayerCount;
+            // One forward pass per layer (2 flops per weight and token, plus attention); gate/up again when the
+            // activations are recomputed.
+            double gateUp = first is null ? 0 : 2.0 * (first.GateProj.InFeatures * (double)first.GateProj.OutFeatures
+                                                      + first.UpProj.InFeatures * (double)first.UpProj.OutFeatures);
+            double perTokenLayer = 2.0 * layerFloats + 4.0 * c.QueryDim * t / 2 + (keepActivations ? 0 : gateUp);
+            double forward = tokens * perTokenLayer * c.LayerCount;
             double hessian = 0;
             foreach (int cols in new[] { c.HiddenSize, c.QueryDim, c.HiddenSize, c.IntermediateSize })
                 hessian += (double)tokens * cols * cols * c.LayerCount;
