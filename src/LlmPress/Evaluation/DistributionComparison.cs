@@ -28,14 +28,9 @@ public static class DistributionComparison
     {
         if (model.Config.VocabSize != baseModel.Config.VocabSize)
             throw new ArgumentException($"The models have different vocabularies ({model.Config.VocabSize} vs {baseModel.Config.VocabSize} tokens); KL divergence needs the same one.");
-        if (sequenceLength < 2) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "A window needs at least 2 tokens.");
-        int windows = tokens.Length / sequenceLength;
-        if (windows == 0)
-            throw new ArgumentException($"The text yields {tokens.Length} tokens, fewer than one window of {sequenceLength}; use a longer text or a smaller --seq-len.");
-        if (maxWindows is { } cap) windows = Math.Min(windows, Math.Max(1, cap));
-
+        int windows = PerplexityEvaluator.CountWindows(tokens.Length, sequenceLength, maxWindows);
         int vocab = model.Config.VocabSize;
-        int firstScored = protocol == PerplexityProtocol.LlamaCpp ? sequenceLength / 2 : 0;
+        int firstScored = PerplexityEvaluator.FirstScoredRow(protocol, sequenceLength);
         var scratch = new ForwardScratch(model.Config);
         var baseScratch = new ForwardScratch(baseModel.Config);
         var logits = new float[RowChunk * vocab];

@@ -19,13 +19,8 @@ public static class PerplexityEvaluator
     public static PerplexityResult Evaluate(LlamaModel model, ReadOnlySpan<int> tokens, int sequenceLength, int? maxWindows = null,
         PerplexityProtocol protocol = PerplexityProtocol.Gptq, Action<int, int>? progress = null)
     {
-        if (sequenceLength < 2) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "A window needs at least 2 tokens.");
-        int windows = tokens.Length / sequenceLength;
-        if (windows == 0)
-            throw new ArgumentException($"The text yields {tokens.Length} tokens, fewer than one window of {sequenceLength}; use a longer text or a smaller --seq-len.");
-        if (maxWindows is { } cap) windows = Math.Min(windows, Math.Max(1, cap));
-
-        int firstScored = protocol == PerplexityProtocol.LlamaCpp ? sequenceLength / 2 : 0;
+        int windows = CountWindows(tokens.Length, sequenceLength, maxWindows);
+        int firstScored = FirstScoredRow(protocol, sequenceLength);
         var scorer = new WindowScorer(model);
         double nllSum = 0;
         long scored = 0;
@@ -40,4 +35,19 @@ public static class PerplexityEvaluator
         double meanNll = nllSum / scored;
         return new PerplexityResult(Math.Exp(meanNll), meanNll, windows, scored, (long)windows * sequenceLength, clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>Full windows of <paramref name="sequenceLength"/> in the text, capped at <paramref name="maxWindows"/>.</summary>
+    /// <exception cref="ArgumentException">Fewer tokens than one window.</exception>
+    internal static int CountWindows(int tokenCount, int sequenceLength, int? maxWindows)
+    {
+        if (sequenceLength < 2) throw new ArgumentOutOfRangeException(nameof(sequenceLength), sequenceLength, "A window needs at least 2 tokens.");
+        int windows = tokenCount / sequenceLength;
+        if (windows == 0)
+            throw new ArgumentException($"The text yields {tokenCount} tokens, fewer than one window of {sequenceLength}; use a longer text or a smaller --seq-len.");
+        return maxWindows is { } cap ? Math.Min(windows, Math.Max(1, cap)) : windows;
+    }
+
+    /// <summary>The first row whose prediction is scored: 0, or the window's second half for llama.cpp's protocol.</summary>
+    internal static int FirstScoredRow(PerplexityProtocol protocol, int sequenceLength)
+        => protocol == PerplexityProtocol.LlamaCpp ? sequenceLength / 2 : 0;
 }
