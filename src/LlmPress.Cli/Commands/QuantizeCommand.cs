@@ -6,7 +6,7 @@ using LlmPress.Quantization.Pipeline;
 namespace LlmPress.Cli.Commands;
 
 /// <summary>
-/// `llmpress quantize &lt;model&gt; -o DIR --method rtn|gptq|higgs --format F`: quantizes every decoder-layer linear,
+/// `llmpress quantize &lt;model&gt; -o DIR --method rtn|gptq|mr-gptq|higgs --format F`: quantizes every decoder-layer linear,
 /// one layer at a time, and writes a Hugging Face–layout directory that `eval` and `generate` load.
 /// </summary>
 internal static class QuantizeCommand
@@ -19,15 +19,34 @@ internal static class QuantizeCommand
         var output = new Option<string>("--output", "-o") { Description = "Directory to write (must not exist unless --force).", Required = true };
         var method = new Option<string>("--method")
         {
-            Description = "rtn: round to nearest (data-free). gptq: GPTQ with calibration Hessians (needs --calib). higgs: Hadamard rotation + HIGGS grid (data-free).",
+            Description = "rtn: round to nearest (data-free). gptq: GPTQ with calibration Hessians (needs --calib). "
+                + "mr-gptq: micro-rotated GPTQ for MXFP4/NVFP4 — block Hadamard rotation fused into the weights and applied to activations online, "
+                + "MSE scales, static act-order (needs --calib). higgs: Hadamard rotation + HIGGS grid (data-free).",
             DefaultValueFactory = _ => "rtn",
         };
-        method.AcceptOnlyFromAmong("rtn", "gptq", "higgs");
-        var format = new Option<string?>("--format") { Description = $"Weight format: {FormatList} (default int4; higgs4 for --method higgs)." };
+        method.AcceptOnlyFromAmong("rtn", "gptq", "mr-gptq", "higgs");
+        var format = new Option<string?>("--format") { Description = $"Weight format: {FormatList} (default int4; nvfp4 for mr-gptq; higgs4 for higgs)." };
         var groupSize = new Option<int?>("--group-size") { Description = "INT formats: input columns per scale group (default 128). MXFP4/NVFP4/HIGGS have fixed groups." };
         var sym = new Option<bool>("--sym") { Description = "INT formats: symmetric grid, no stored zero points." };
         var asym = new Option<bool>("--asym") { Description = "INT formats: asymmetric grid with zero points (the default)." };
-        var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: quantize columns by decreasing Hessian diagonal (static groups)." };
+        var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: quantize columns by decreasing Hessian diagonal (static groups). Always on for mr-gptq." };
+        var rotationBlock = new Option<int?>("--rotation-block")
+        {
+            Description = "Hadamard block along each layer's input dimension (power of two). mr-gptq: default 16 for nvfp4, 32 for mxfp4, "
+                + "the group size for int; higgs: largest block, default 1024; rtn/gptq: adds a rotation (default none). "
+                + "A layer whose width the block would pad by more than 1/8 gets the largest smaller block that does not.",
+        };
+        var scaleSearch = new Option<string?>("--scale-search")
+        {
+            Description = "How group scales are chosen: minmax, or mse (shrink search on |w−q|^2.4). Default mse for mr-gptq, minmax otherwise.",
+        };
+        scaleSearch.AcceptOnlyFromAmong("minmax", "mse");
+        var keep = new Option<string[]>("--keep")
+        {
+            Description = "Regular expression over module names (e.g. 'layers\\.0\\.' or 'down_proj'): matching linears stay as stored. "
+                + "Repeatable. Embeddings and lm_head always stay as stored.",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var calib = new Option<string?>("--calib") { Description = "Calibration text file (e.g. a slice of C4 or WikiText), tokenized once." };
         var samples = new Option<int>("--calib-samples") { Description = "Calibration windows (default 128).", DefaultValueFactory = _ => 128 };
         var seqLen = new Option<int?>("--calib-seq-len") { Description = "Tokens per calibration window (default 2048, capped at the model's max positions)." };
@@ -38,16 +57,33 @@ internal static class QuantizeCommand
         {
             Description = "Print the plan (layers, formats, output size, estimated peak memory and time) and stop before any work; nothing is written.",
         };
-        var command = new Command("quantize", "Quantize a model's decoder layers (RTN, GPTQ or HIGGS) and write the compressed model.")
+        var command = new Command("quantize", "Quantize a model's decoder layers (RTN, GPTQ, MR-GPTQ or HIGGS) and write the compressed model.")
         {
-            model, output, method, format, groupSize, sym, asym, actOrder, calib, samples, seqLen, seed, force, json, dryRun,
+            model, output, method, format, groupSize, sym, asym, actOrder, rotationBlock, scaleSearch, keep, calib, samples, seqLen, seed, force, json, dryRun,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
-            var quantMethod = parse.GetValue(method) switch { "gptq" => QuantMethod.Gptq, "higgs" => QuantMethod.Higgs, _ => QuantMethod.Rtn };
-            var quantFormat = ResolveFormat(parse.GetValue(format) ?? (quantMethod == QuantMethod.Higgs ? "higgs4" : "int4"),
-                parse.GetValue(groupSize), parse.GetValue(sym), parse.GetValue(asym));
-            var options = new QuantizeOptions { Method = quantMethod, Format = quantFormat, ActOrder = parse.GetValue(actOrder) };
+            var quantMethod = parse.GetValue(method) switch
+            {
+                "gptq" => QuantMethod.Gptq,
+                "mr-gptq" => QuantMethod.MrGptq,
+                "higgs" => QuantMethod.Higgs,
+                _ => QuantMethod.Rtn,
+            };
+            string defaultFormat = quantMethod switch { QuantMethod.Higgs => "higgs4", QuantMethod.MrGptq => "nvfp4", _ => "int4" };
+            var quantFormat = ResolveFormat(parse.GetValue(format) ?? defaultFormat, parse.GetValue(groupSize), parse.GetValue(sym), parse.GetValue(asym));
+            int? block = parse.GetValue(rotationBlock);
+            if (block is int b && quantFormat.RotationBlockSize is int named && named != b && quantFormat.Kind != QuantKind.Higgs)
+                throw new CliException($"--rotation-block {b} contradicts the format name {quantFormat.Name}; give the block once.");
+            var options = new QuantizeOptions
+            {
+                Method = quantMethod,
+                Format = quantFormat,
+                ActOrder = parse.GetValue(actOrder),
+                RotationBlockSize = block,
+                ScaleSearch = parse.GetValue(scaleSearch) switch { "mse" => ScaleSearch.Mse, "minmax" => ScaleSearch.MinMax, _ => null },
+                KeepLayers = parse.GetValue(keep) ?? [],
+            };
             return Run(console, parse.GetValue(model)!, parse.GetValue(output)!, options, parse.GetValue(calib), parse.GetValue(samples),
                 parse.GetValue(seqLen), parse.GetValue(seed), parse.GetValue(force), parse.GetValue(json), parse.GetValue(dryRun));
         }));
@@ -81,7 +117,7 @@ internal static class QuantizeCommand
         if (calibPath is not null && !File.Exists(calibPath)) throw new CliException($"{calibPath}: calibration file not found.");
         if (calibSamples < 1) throw new CliException($"--calib-samples must be at least 1, not {calibSamples}.");
         if (calibSeqLen is < 1) throw new CliException($"--calib-seq-len must be at least 1, not {calibSeqLen}.");
-        if (options.ActOrder && options.Method != QuantMethod.Gptq) throw new CliException("--act-order applies to --method gptq only.");
+        if (options.ActOrder && !options.UsesGptq) throw new CliException("--act-order applies to --method gptq and mr-gptq only.");
         string fullOutput = Path.GetFullPath(outputPath);
         if (Directory.Exists(modelPath) && Path.GetFullPath(modelPath).TrimEnd('/') == fullOutput.TrimEnd('/'))
             throw new CliException($"{outputPath}: the output directory is the input model; choose another -o directory.");

@@ -68,11 +68,13 @@ public sealed class LlamaModel : IDisposable
         // An `llmpress quantize` output: its quantized linears are rebuilt from packed tensors (dequantized to FP32).
         var quantized = directory is null ? null : QuantizedCheckpoint.TryLoad(directory);
 
-        LinearLayer Linear(string module, int rows, int cols, bool bias) => new(module,
-            quantized is not null && quantized.IsQuantized(module)
-                ? quantized.LoadWeight(store, module, rows, cols)
-                : store.GetMatrix(TensorNames.Weight(module), rows, cols),
-            bias ? store.ReadFloats(TensorNames.Bias(module), rows) : null);
+        LinearLayer Linear(string module, int rows, int cols, bool bias)
+        {
+            var b = bias ? store.ReadFloats(TensorNames.Bias(module), rows) : null;
+            return quantized is not null && quantized.IsQuantized(module)
+                ? quantized.LoadLinear(store, module, rows, cols, b)
+                : new LinearLayer(module, store.GetMatrix(TensorNames.Weight(module), rows, cols), b);
+        }
 
         var layers = new DecoderLayer[c.LayerCount];
         for (int l = 0; l < c.LayerCount; l++)

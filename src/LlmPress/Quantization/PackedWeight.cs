@@ -89,7 +89,7 @@ public sealed class PackedWeight
             case QuantKind.Nvfp4:
                 return Nvfp4Format.EffectiveScale(scales.Data[row * perRow + group], GlobalScale);
             default:
-                int index = row * perRow + group * (GroupSize / QuantFormat.HiggsScaleGroupSize);
+                int index = row * perRow + group * (GroupSize / Format.HiggsScaleColumns);
                 return (float)MemoryMarshal.Cast<byte, Half>(scales.Data.AsSpan())[index];
         }
     }

@@ -21,8 +21,10 @@ public sealed record QuantFormat
     public const int Mxfp4GroupSize = 32;
     /// <summary>NVFP4 elements per E4M3 scale.</summary>
     public const int Nvfp4GroupSize = 16;
-    /// <summary>HIGGS stores one FP16 scale per 256 input columns (FLUTE layout).</summary>
+    /// <summary>HIGGS stores one FP16 scale per 256 input columns (FLUTE layout), or per block when the block is smaller.</summary>
     public const int HiggsScaleGroupSize = 256;
+    /// <summary>Smallest HIGGS rotation block: below 64 the rotated weights are too few to be near-Gaussian.</summary>
+    public const int MinHiggsRotationBlockSize = 64;
     /// <summary>HIGGS' default Hadamard block (transformers' <c>hadamard_size</c>).</summary>
     public const int DefaultHiggsRotationBlockSize = 1024;
 
@@ -60,6 +62,9 @@ public sealed record QuantFormat
 
     /// <summary>Block size of the Hadamard rotation along the input dimension, or null for none.</summary>
     public int? RotationBlockSize { get; }
+
+    /// <summary>HIGGS: input columns per stored FP16 scale, min(256, rotation block); 0 for other formats.</summary>
+    public int HiggsScaleColumns => Kind == QuantKind.Higgs ? Math.Min(HiggsScaleGroupSize, RotationBlockSize!.Value) : 0;
 
     /// <summary>Bits of one stored code: <see cref="Bits"/>, or log2(n) for a HIGGS vector of p weights.</summary>
     public int CodeBits => Kind == QuantKind.Higgs ? BitOperations.Log2((uint)HiggsGridSize) : Bits;
@@ -100,11 +105,11 @@ public sealed record QuantFormat
     /// <summary>HIGGS with p-dimensional vectors and an n-point grid: (p, n) in (1, 4), (1, 8), (1, 16), (2, 16), (2, 64), (2, 256).</summary>
     /// <param name="dimension">p.</param>
     /// <param name="gridSize">n.</param>
-    /// <param name="rotationBlockSize">Hadamard block, a power of two from 256 to 65536 (default 1024).</param>
+    /// <param name="rotationBlockSize">Hadamard block, a power of two from 64 to 65536 (default 1024).</param>
     public static QuantFormat Higgs(int dimension, int gridSize, int rotationBlockSize = DefaultHiggsRotationBlockSize)
     {
         if (!HiggsGrid.IsSupported(dimension, gridSize)) QuantThrow.Argument_HiggsGrid(dimension, gridSize);
-        CheckRotation(rotationBlockSize, HiggsScaleGroupSize);
+        CheckRotation(rotationBlockSize, MinHiggsRotationBlockSize);
         int bits = BitOperations.Log2((uint)gridSize) / dimension;
         return new QuantFormat(QuantKind.Higgs, bits, rotationBlockSize, true, dimension, gridSize, rotationBlockSize);
     }
@@ -123,6 +128,31 @@ public sealed record QuantFormat
     }
 
     // ---- geometry ----
+
+    /// <summary>This format with another rotation block (null: none; HIGGS always rotates).</summary>
+    /// <exception cref="ArgumentException">The block is not a power of two in range for this format.</exception>
+    public QuantFormat WithRotationBlock(int? blockSize) => Kind switch
+    {
+        QuantKind.Int => Int(Bits, GroupSize, Symmetric, blockSize),
+        QuantKind.Mxfp4 => Mxfp4(blockSize),
+        QuantKind.Nvfp4 => Nvfp4(blockSize),
+        _ => Higgs(HiggsDimension, HiggsGridSize, blockSize ?? DefaultHiggsRotationBlockSize),
+    };
+
+    /// <summary>
+    /// The format to use for a matrix of <paramref name="cols"/> input columns: a rotating format keeps its block when
+    /// zero padding to it adds at most 1/8 to the row, else takes the largest smaller power of two that does (not below
+    /// 64 for HIGGS, 16 otherwise, where it stops). A 1024-block on a 576-wide layer would store 1.8× the codes; 128
+    /// pads it to 640. Formats without a rotation are returned as they are.
+    /// </summary>
+    public QuantFormat FitRotationTo(int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        if (RotationBlockSize is not int b) return this;
+        int minimum = Math.Min(b, Kind == QuantKind.Higgs ? MinHiggsRotationBlockSize : 16);
+        while (b > minimum && (long)BlockRotation.PaddedColumns(cols, b) * 8 > (long)cols * 9) b /= 2;
+        return b == RotationBlockSize ? this : WithRotationBlock(b);
+    }
 
     /// <summary>Columns of the stored matrix: <paramref name="cols"/> rounded up to the rotation block (unchanged without rotation).</summary>
     public int StoredColumns(int cols) =>
@@ -147,7 +177,7 @@ public sealed record QuantFormat
     /// Storage bits per weight of one row of <paramref name="cols"/> weights: codes plus the per-group scales (and zero
     /// points), counting padding columns and short last groups but not the byte rounding at row ends, NVFP4's 32-bit
     /// tensor scale or HIGGS' grid table (<see cref="PackedWeight.BitsPerWeight"/> counts everything).
-    /// For aligned sizes: INT b + (16 + (asym ? b : 0))/g; MXFP4 4.25; NVFP4 4.5; HIGGS log2(n)/p + 16/256.
+    /// For aligned sizes: INT b + (16 + (asym ? b : 0))/g; MXFP4 4.25; NVFP4 4.5; HIGGS log2(n)/p + 16/min(256, block).
     /// </summary>
     public double BitsPerWeight(int cols)
     {
@@ -157,7 +187,7 @@ public sealed record QuantFormat
         {
             QuantKind.Int => (double)stored * Bits + GroupCount(cols) * (16.0 + (Symmetric ? 0 : Bits)),
             QuantKind.Mxfp4 or QuantKind.Nvfp4 => (double)stored * 4 + GroupCount(cols) * 8.0,
-            _ => (double)stored / HiggsDimension * CodeBits + stored / HiggsScaleGroupSize * 16.0,
+            _ => (double)stored / HiggsDimension * CodeBits + stored / HiggsScaleColumns * 16.0,
         };
         return rowBits / cols;
     }

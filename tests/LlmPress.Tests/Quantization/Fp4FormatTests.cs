@@ -141,6 +141,19 @@ public class Fp4FormatTests
     }
 
     [Fact]
+    public void MxfpMseSearchRaisesThePowerOfTwoScaleWhenClippingCostsMore()
+    {
+        // amax 7.5: the OCP rule gives X = 2^(2−2) = 1, so every 7.5 clips to 6 (error 1.5 each); 2X = 2 codes 7.5/2 =
+        // 3.75 as 4 → 8 (error 0.5). No shrink factor can reach 2X; the search must try it.
+        var w = Enumerable.Repeat(7.5f, 32).ToArray();
+        var minMax = QuantFormat.Mxfp4().Quantize(w, 1, 32);
+        var mse = QuantFormat.Mxfp4().Quantize(w, 1, 32, ScaleSearch.Mse);
+        Assert.Equal(1f, minMax.GetScale(0, 0));
+        Assert.Equal(2f, mse.GetScale(0, 0));
+        Assert.All(mse.Dequantize(), v => Assert.Equal(8f, v));
+    }
+
+    [Fact]
     public void MseSearchIsNeverWorseThanMinMaxOnItsCriterion()
     {
         int rows = 16, cols = 128;

@@ -35,7 +35,7 @@ public class QuantFormatTests
     [Theory]
     [InlineData("")] [InlineData("int5-sym-g128")] [InlineData("int4-sym-g0")] [InlineData("int4-sym-g-1")] [InlineData("int4-foo-g128")]
     [InlineData("int4-sym")] [InlineData("mxfp4-g64")] [InlineData("nvfp4-rot12")] [InlineData("higgs-p2-n32")] [InlineData("higgs-p3-n8")]
-    [InlineData("higgs-p2-n256-rot128")] [InlineData("fp8")] [InlineData("int4-sym-g128-rot")]
+    [InlineData("higgs-p2-n256-rot32")] [InlineData("fp8")] [InlineData("int4-sym-g128-rot")]
     public void RejectsBadNames(string name)
     {
         Assert.False(QuantFormat.TryParse(name, out _));
@@ -52,7 +52,37 @@ public class QuantFormatTests
         Assert.Throws<ArgumentException>(() => QuantFormat.Mxfp4(rotationBlockSize: 48));
         Assert.Throws<ArgumentException>(() => QuantFormat.Nvfp4(rotationBlockSize: 1));
         Assert.Throws<ArgumentException>(() => QuantFormat.Higgs(2, 32));
-        Assert.Throws<ArgumentException>(() => QuantFormat.Higgs(2, 256, 128));
+        Assert.Throws<ArgumentException>(() => QuantFormat.Higgs(2, 256, 32)); // below the 64-column minimum
+    }
+
+    [Theory]
+    [InlineData("higgs-p2-n256", 4096, "higgs-p2-n256")]        // 1024 divides: kept
+    [InlineData("higgs-p2-n256", 576, "higgs-p2-n256-rot128")]  // 1024/512 pad to 1024 (+78%), 256 to 768 (+33%), 128 to 640 (+11%)
+    [InlineData("higgs-p2-n256", 1536, "higgs-p2-n256-rot512")] // 1536 = 3 · 512
+    [InlineData("higgs-p2-n256", 172, "higgs-p2-n256-rot64")]   // 192 = +11.6%
+    [InlineData("higgs-p2-n256", 40, "higgs-p2-n256-rot64")]    // the minimum, whatever the padding
+    [InlineData("nvfp4-rot16", 172, "nvfp4-rot16")]              // 176 = +2.3%
+    [InlineData("mxfp4-rot128", 172, "mxfp4-rot64")]
+    [InlineData("mxfp4", 172, "mxfp4")]                          // no rotation: unchanged
+    public void FitRotationTo_TakesTheLargestBlockThatPadsAtMostAnEighth(string name, int cols, string expected)
+    {
+        var fitted = QuantFormat.Parse(name).FitRotationTo(cols);
+        Assert.Equal(expected, fitted.Name);
+        Assert.True(fitted.StoredColumns(cols) * 8L <= cols * 9L || fitted.RotationBlockSize is 64 or 16, $"{fitted.Name} pads {cols} to {fitted.StoredColumns(cols)}");
+    }
+
+    [Fact]
+    public void SmallHiggsBlocksStoreOneScalePerBlock()
+    {
+        var format = QuantFormat.Higgs(2, 256, 64);
+        Assert.Equal(64, format.HiggsScaleColumns);
+        Assert.Equal(256, QuantFormat.Higgs4.HiggsScaleColumns);
+        Assert.Equal(4 + 16.0 / 64, format.BitsPerWeight(128), 12);
+        var w = QuantTestData.Gaussian(3, 128, 5);
+        var packed = format.Quantize(w, 3, 128);
+        Assert.Equal(new long[] { 3, 2 }, packed.GetTensor("scales").Shape);
+        Assert.Equal(packed.StorageBytes * 8.0 / (3 * 128), packed.BitsPerWeight, 12);
+        Assert.InRange(QuantTestData.RelativeError(packed.Dequantize(), w), 0.005, 0.02); // p=2 n=256 grid MSE ≈ 0.0094 on N(0,1)
     }
 
     [Fact]

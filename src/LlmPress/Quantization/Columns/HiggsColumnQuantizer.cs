@@ -51,7 +51,7 @@ internal sealed class HiggsColumnQuantizer : ColumnQuantizer
         int rows = Rows, p = ColumnsPerStep;
         int vectorsPerRow = Columns / p;
         int rowBytes = BitPacking.PackedLength(vectorsPerRow, Format.CodeBits);
-        int scalesPerRow = Columns / QuantFormat.HiggsScaleGroupSize, scalesPerBlock = GroupSize / QuantFormat.HiggsScaleGroupSize;
+        int scalesPerRow = Columns / Format.HiggsScaleColumns, scalesPerBlock = GroupSize / Format.HiggsScaleColumns;
         var qweight = new byte[(long)rows * rowBytes];
         var scales = new Half[(long)rows * scalesPerRow];
         var rowCodes = new byte[vectorsPerRow];

@@ -27,7 +27,7 @@ public static class HiggsFormat
 {
     /// <summary>Nominal bits per weight: log2(n)/p + 16/256.</summary>
     public static double BitsPerWeight(int dimension, int gridSize) =>
-        Math.Log2(gridSize) / dimension + 16.0 / QuantFormat.HiggsScaleGroupSize;
+        Math.Log2(gridSize) / dimension + 16.0 / QuantFormat.HiggsScaleGroupSize; // blocks ≥ 256 columns
 
     /// <summary>Quantizes [rows, cols] (see <see cref="QuantFormat.Quantize"/>); rotates first.</summary>
     public static PackedWeight Quantize(QuantFormat format, ReadOnlySpan<float> weights, int rows, int cols)
@@ -61,7 +61,7 @@ public static class HiggsFormat
         return
         [
             new TensorLayout("qweight", DType.U8, [rows, BitPacking.PackedLength(stored / format.HiggsDimension, format.CodeBits)]),
-            new TensorLayout("scales", DType.F16, [rows, stored / QuantFormat.HiggsScaleGroupSize]),
+            new TensorLayout("scales", DType.F16, [rows, stored / format.HiggsScaleColumns]),
             new TensorLayout("grid", DType.F32, [format.HiggsGridSize, format.HiggsDimension]),
         ];
     }
@@ -106,7 +106,7 @@ public static class HiggsFormat
         int p = format.HiggsDimension;
         int vectorsPerRow = storedCols / p, vectorsPerBlock = block / p;
         int rowBytes = BitPacking.PackedLength(vectorsPerRow, format.CodeBits);
-        int scalesPerRow = storedCols / QuantFormat.HiggsScaleGroupSize, scalesPerBlock = block / QuantFormat.HiggsScaleGroupSize;
+        int scalesPerRow = storedCols / format.HiggsScaleColumns, scalesPerBlock = block / format.HiggsScaleColumns;
         var qweight = new byte[(long)rows * rowBytes];
         var scales = new Half[(long)rows * scalesPerRow];
         RowParallel.For(stored, rows, (matrix, first, count) =>
@@ -167,7 +167,7 @@ public static class HiggsFormat
         int p = format.HiggsDimension, storedCols = weight.StoredColumns;
         int vectorsPerRow = storedCols / p;
         int rowBytes = BitPacking.PackedLength(vectorsPerRow, format.CodeBits);
-        int scalesPerRow = storedCols / QuantFormat.HiggsScaleGroupSize;
+        int scalesPerRow = storedCols / format.HiggsScaleColumns;
         byte[] qweight = weight.GetTensor("qweight").Data;
         byte[] scaleBytes = weight.GetTensor("scales").Data;
         float[] grid = MemoryMarshal.Cast<byte, float>(weight.GetTensor("grid").Data.AsSpan()).ToArray();
@@ -178,7 +178,7 @@ public static class HiggsFormat
             var dst = result.AsSpan(r * storedCols, storedCols);
             for (int k = 0; k < vectorsPerRow; k++)
             {
-                float s = (float)scales[k * p / QuantFormat.HiggsScaleGroupSize];
+                float s = (float)scales[k * p / format.HiggsScaleColumns];
                 for (int d = 0; d < p; d++) dst[k * p + d] = grid[codes[k] * p + d] * s;
             }
             return codes;
@@ -188,7 +188,7 @@ public static class HiggsFormat
     internal static void Validate(PackedWeight weight)
     {
         var scales = MemoryMarshal.Cast<byte, Half>(weight.GetTensor("scales").Data.AsSpan());
-        int perRow = weight.StoredColumns / QuantFormat.HiggsScaleGroupSize;
+        int perRow = weight.StoredColumns / weight.Format.HiggsScaleColumns;
         for (int i = 0; i < scales.Length; i++)
             if (!Half.IsFinite(scales[i])) QuantThrow.InvalidData_BadScale(weight.Format, "scales", i / perRow, i % perRow, scales[i].ToString());
         var grid = MemoryMarshal.Cast<byte, float>(weight.GetTensor("grid").Data.AsSpan());

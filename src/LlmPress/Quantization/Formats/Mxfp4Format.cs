@@ -8,7 +8,9 @@ namespace LlmPress.Quantization;
 //   code   q = E2M1(x / X)   (round to nearest, ties to even code, saturating at ±6: amax/X is in [4, 8), so
 //                             values in (6, 8)·X clip to 6 — the OCP rule, as FP-Quant and microxcaling implement it)
 //   value  x ≈ E2M1(q)·X
-//   MSE search: amax·p for the shrink factors p, each mapped through the same exponent rule.
+//   MSE search: amax·p for the shrink factors p, each mapped through the same exponent rule, and the next larger
+//               power of two, 2X, which clips nothing (amax/2X < 4) at the price of a coarser grid. A power-of-two scale
+//               can only double or halve, so without 2X the search could never undo the OCP rule's clipping of (6, 8)·X.
 //
 // Stored tensors ([rows, cols] in the stored basis; the last group of a row may be short):
 //   qweight U8 [rows, ceil(cols/2)]   E2M1 codes, element 2j in the low nibble of byte j
@@ -51,6 +53,16 @@ public static class Mxfp4Format
         if (search != ScaleSearch.Mse) return code;
         float best = ShrinkSearch.ErrorSum(x, new Fp4Rounding(E8M0.Decode(code)), vectorized);
         byte last = code;
+        if (code < E8M0.NaN - 1)
+        {
+            byte larger = (byte)(code + 1);
+            float error = ShrinkSearch.ErrorSum(x, new Fp4Rounding(E8M0.Decode(larger)), vectorized);
+            if (error < best)
+            {
+                best = error;
+                code = larger;
+            }
+        }
         var factors = ShrinkSearch.Factors;
         for (int i = 1; i < factors.Length; i++)
         {

@@ -9,4 +9,10 @@ public enum QuantMethod
     Gptq,
     /// <summary>HIGGS: Hadamard rotation plus RTN onto a HIGGS grid, data-free; needs a HIGGS format.</summary>
     Higgs,
+    /// <summary>
+    /// MR-GPTQ (micro-rotated GPTQ, FP-Quant): a block-diagonal Hadamard rotation of every linear's input dimension,
+    /// fused into the stored weights and applied to activations online, then GPTQ on the rotated Hessian with the MSE
+    /// scale search and static activation ordering. Meant for MXFP4/NVFP4; needs calibration data.
+    /// </summary>
+    MrGptq,
 }

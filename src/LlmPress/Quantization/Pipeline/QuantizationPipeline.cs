@@ -75,7 +75,8 @@ public static class QuantizationPipeline
             var originals = linears.Select(x => x.Weight).ToArray();
             void Quantize(LinearLayer linear, float[]? hessian)
             {
-                var (packed, report) = QuantizeLinear(linear, hessian, options);
+                if (options.FormatFor(linear.Name, linear.InFeatures) is not { } format) return; // kept as stored
+                var (packed, report) = QuantizeLinear(linear, hessian, format, options);
                 layers.Add(new QuantizedLayer(linear.Name, packed));
                 reports.Add(report);
             }
@@ -97,7 +98,7 @@ public static class QuantizationPipeline
         var result = new QuantizationReport
         {
             Method = MethodName(options.Method),
-            Format = options.Format.Name,
+            Format = options.EffectiveFormat.Name,
             Layers = reports,
             CalibrationSamples = calibration?.SampleCount,
             CalibrationSequenceLength = calibration?.SequenceLength,
@@ -114,6 +115,7 @@ public static class QuantizationPipeline
     {
         QuantMethod.Gptq => "gptq",
         QuantMethod.Higgs => "higgs",
+        QuantMethod.MrGptq => "mr-gptq",
         _ => "rtn",
     };
 
@@ -206,8 +208,10 @@ public static class QuantizationPipeline
         }
     }
 
-    // Quantizes one linear and swaps its dequantized FP32 weight in (original basis, so no online rotation is needed).
-    private static (PackedWeight Packed, LayerReport Report) QuantizeLinear(LinearLayer linear, float[]? hessian, QuantizeOptions options)
+    // Quantizes one linear and swaps its dequantized FP32 weight in: in the original basis, or for a rotating format in
+    // the rotated basis with the matching online input rotation (as the quantized checkpoint is run later).
+    private static (PackedWeight Packed, LayerReport Report) QuantizeLinear(LinearLayer linear, float[]? hessian, QuantFormat format,
+        QuantizeOptions options)
     {
         var start = Stopwatch.GetTimestamp();
         var original = linear.Weight;
@@ -217,12 +221,13 @@ public static class QuantizationPipeline
         float[] dequantized;
         try
         {
-            if (options.Method == QuantMethod.Gptq)
+            if (options.UsesGptq)
             {
-                var gptq = Gptq.Quantize(weight, rows, cols, hessian!, options.Format, new GptqOptions
+                var gptq = Gptq.Quantize(weight, rows, cols, hessian!, format, new GptqOptions
                 {
-                    ActOrder = options.ActOrder,
+                    ActOrder = options.EffectiveActOrder,
                     DampPercent = options.DampPercent,
+                    ScaleSearch = options.EffectiveScaleSearch,
                     LayerName = linear.Name,
                 });
                 packed = gptq.Packed;
@@ -230,7 +235,7 @@ public static class QuantizationPipeline
             }
             else
             {
-                packed = options.Format.Quantize(weight, rows, cols);
+                packed = format.Quantize(weight, rows, cols, options.EffectiveScaleSearch);
                 dequantized = packed.Dequantize();
             }
         }
@@ -240,7 +245,10 @@ public static class QuantizationPipeline
         }
         double weightError = LayerError.RelativeWeightError(weight, dequantized);
         double? outputError = hessian is null ? null : LayerError.RelativeOutputError(weight, dequantized, rows, cols, hessian);
-        linear.Weight = WeightView.FromFloats(dequantized, rows, cols);
+        if (format.RotationBlockSize is int b)
+            linear.SetRotatedWeight(WeightView.FromFloats(packed.DequantizeStored(), rows, packed.StoredColumns), b);
+        else
+            linear.Weight = WeightView.FromFloats(dequantized, rows, cols);
         double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var report = new LayerReport(linear.Name, rows, cols, packed.Format.Name, packed.BitsPerWeight, weightError, outputError,
             seconds, original.Data.Length, packed.StorageBytes);

@@ -5,7 +5,8 @@ namespace LlmPress.Quantization.Pipeline;
 /// <summary>One linear layer as the plan sees it.</summary>
 /// <param name="BytesBefore">Stored size now (its dtype).</param>
 /// <param name="BytesAfter">Packed size in the target format (codes + scales).</param>
-public sealed record PlannedLayer(string Name, int Rows, int Cols, double BitsPerWeight, long BytesBefore, long BytesAfter);
+/// <param name="Format">The layer's format name (rotation blocks fitted to the layer).</param>
+public sealed record PlannedLayer(string Name, int Rows, int Cols, string Format, double BitsPerWeight, long BytesBefore, long BytesAfter);
 
 /// <summary>
 /// What a quantize run will do and roughly what it will cost, computed before any work (`quantize --dry-run`):
@@ -50,8 +51,9 @@ public sealed record QuantizationPlan
             foreach (var linear in layer.Linears)
             {
                 int rows = linear.OutFeatures, cols = linear.InFeatures;
-                double bits = options.Format.BitsPerWeight(cols);
-                layers.Add(new PlannedLayer(linear.Name, rows, cols, bits, linear.Weight.Data.Length,
+                if (options.FormatFor(linear.Name, cols) is not { } format) continue; // kept as stored
+                double bits = format.BitsPerWeight(cols);
+                layers.Add(new PlannedLayer(linear.Name, rows, cols, format.Name, bits, linear.Weight.Data.Length,
                     (long)Math.Ceiling(bits * rows * cols / 8)));
             }
         long checkpoint = model.Store?.TotalBytes ?? 0;
@@ -89,7 +91,7 @@ public sealed record QuantizationPlan
                 hessian += (double)tokens * cols * cols * c.LayerCount;
             seconds = (forward + hessian) / (AssumedGflops * 1e9);
         }
-        if (options.Method == QuantMethod.Gptq)
+        if (options.UsesGptq)
             foreach (var l in layers) // Cholesky-based inverse and the lazy block updates
                 seconds += (2.0 * l.Cols * l.Cols * l.Cols + 2.0 * l.Rows * l.Cols * l.Cols) / (AssumedGflops * 1e9);
         else
@@ -98,7 +100,7 @@ public sealed record QuantizationPlan
         return new QuantizationPlan
         {
             Method = QuantizationPipeline.MethodName(options.Method),
-            Format = options.Format.Name,
+            Format = options.EffectiveFormat.Name,
             Layers = layers,
             CalibrationSamples = samples,
             CalibrationSequenceLength = sequenceLength,

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LlmPress.IO;
+using LlmPress.Models;
 using LlmPress.Numerics;
 
 namespace LlmPress.Quantization.Pipeline;
@@ -7,7 +8,7 @@ namespace LlmPress.Quantization.Pipeline;
 /// <summary>
 /// Reads the quantization_config an LlmPress quantize run adds to config.json, and rebuilds the quantized layers'
 /// weights from their packed tensors ("X.weight.qweight", "X.weight.scales", ...). For now every weight is dequantized
-/// to FP32 at load (original basis: rotating formats are rotated back, so the model needs no online rotation).
+/// to FP32 at load; rotating formats stay in their rotated basis and the layer rotates its inputs online.
 /// </summary>
 public sealed class QuantizedCheckpoint
 {
@@ -87,9 +88,17 @@ public sealed class QuantizedCheckpoint
         }
     }
 
-    /// <summary>The layer's weight dequantized to FP32 [rows, cols] in the original basis.</summary>
-    public WeightView LoadWeight(TensorStore store, string module, int rows, int cols) =>
-        WeightView.FromFloats(ReadPacked(store, module, rows, cols).Dequantize(), rows, cols);
+    /// <summary>
+    /// The layer as it runs: its weight dequantized to FP32 — [rows, cols], or for a rotating format (MR-GPTQ, HIGGS)
+    /// [rows, padded cols] in the rotated basis with the matching online input rotation, as an engine runs it.
+    /// </summary>
+    public LinearLayer LoadLinear(TensorStore store, string module, int rows, int cols, float[]? bias)
+    {
+        var packed = ReadPacked(store, module, rows, cols);
+        if (packed.Format.RotationBlockSize is int b)
+            return LinearLayer.Rotated(module, cols, WeightView.FromFloats(packed.DequantizeStored(), rows, packed.StoredColumns), b, bias);
+        return new LinearLayer(module, WeightView.FromFloats(packed.Dequantize(), rows, cols), bias);
+    }
 
     private static QuantFormat ParseFormat(string file, string field, JsonElement value)
     {

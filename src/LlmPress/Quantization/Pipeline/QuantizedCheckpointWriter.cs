@@ -99,9 +99,10 @@ public static class QuantizedCheckpointWriter
             throw new InvalidDataException($"{configFile}: not valid JSON ({e.Message}).", e);
         }
         if (config is not JsonObject root) throw new InvalidDataException($"{configFile}: the root is not a JSON object.");
-        var format = options.Format;
+        var format = options.EffectiveFormat;
         var layerFormats = new JsonObject();
         foreach (var l in result.Layers) layerFormats[l.Name] = l.Weight.Format.Name;
+        bool rotates = result.Layers.Any(l => l.Weight.Format.RotationBlockSize is not null);
         root["quantization_config"] = new JsonObject
         {
             ["quant_method"] = QuantizedCheckpoint.QuantMethodName,
@@ -110,8 +111,15 @@ public static class QuantizedCheckpointWriter
             ["bits"] = format.Bits,
             ["group_size"] = format.GroupSize,
             ["sym"] = format.Symmetric,
-            ["act_order"] = options.ActOrder,
+            ["act_order"] = options.UsesGptq ? options.EffectiveActOrder : null,
+            ["scale_search"] = format.Kind == QuantKind.Higgs ? null : options.EffectiveScaleSearch == ScaleSearch.Mse ? "mse" : "minmax",
             ["rotation_block_size"] = format.RotationBlockSize,
+            // How to run the rotated layers: weights are stored as W' = pad(W)·diag(H_b/√b, …) (b from the layer's format
+            // name, "-rotB" or HIGGS' default 1024), so each input row must be zero-padded and transformed the same way.
+            ["rotation"] = rotates
+                ? new JsonObject { ["type"] = "hadamard", ["normalized"] = true, ["applied_to"] = "input_activations_online" }
+                : null,
+            ["kept_layers"] = options.KeepLayers.Count == 0 ? null : new JsonArray([.. options.KeepLayers.Select(p => (JsonNode)JsonValue.Create(p))]),
             ["quantized_layers"] = new JsonArray([.. result.Layers.Select(l => (JsonNode)JsonValue.Create(l.Name))]),
             ["layer_formats"] = layerFormats,
         };
