@@ -37,6 +37,36 @@ public class QuantizeCommandTests
     }
 
     [Fact]
+    public void MrGptqDefaultsToNvfp4WithSixteenWideRotationsAndEvalRunsIt()
+    {
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "mr");
+        var (code, stdout, err) = CliRunner.Run(["quantize", Model, "-o", output, "--method", "mr-gptq", .. Calib, "--keep", "layers\\.4\\.", "--json"]);
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(stdout))
+        {
+            Assert.Equal("mr-gptq", doc.RootElement.GetProperty("method").GetString());
+            Assert.Equal("nvfp4-rot16", doc.RootElement.GetProperty("format").GetString());
+            Assert.Equal(28, doc.RootElement.GetProperty("layers").GetArrayLength()); // layer 4's seven linears kept
+        }
+        var eval = CliRunner.Run("eval", output, "--data", Text, "--seq-len", "256", "--max-windows", "4", "--base", Model, "--json");
+        Assert.True(eval.ExitCode == 0, eval.Err);
+        using (var doc = JsonDocument.Parse(eval.Out))
+            Assert.InRange(doc.RootElement.GetProperty("kl_divergence").GetDouble(), 0, 0.5);
+    }
+
+    [Theory]
+    [InlineData("--rotation-block", "24", "power of two")]
+    [InlineData("--keep", "(unclosed", "regular expression")]
+    public void BadMrGptqOptionsAreRefused(string option, string value, string message)
+    {
+        using var dir = new TempDirectory();
+        var (code, _, err) = CliRunner.Run(["quantize", Model, "-o", Path.Combine(dir.Path, "out"), "--method", "mr-gptq", .. Calib, option, value]);
+        CliRunner.AssertOneLineError(code, err, message);
+        AssertNothingWritten(dir);
+    }
+
+    [Fact]
     public void RtnTablePrintsEveryLayer()
     {
         using var dir = new TempDirectory();
