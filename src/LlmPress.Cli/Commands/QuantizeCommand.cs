@@ -32,7 +32,7 @@ internal static class QuantizeCommand
         var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: quantize columns by decreasing Hessian diagonal (static groups). Always on for mr-gptq." };
         var rotationBlock = new Option<int?>("--rotation-block")
         {
-            Description = "Hadamard block along each layer's input dimension (power of two). mr-gptq: default 16 for nvfp4, 32 for mxfp4, "
+            Description = "Hadamard block along each layer's input dimension (power of two). mr-gptq: default 32 for nvfp4 and mxfp4, "
                 + "the group size for int; higgs: largest block, default 1024; rtn/gptq: adds a rotation (default none). "
                 + "A layer whose width the block would pad by more than 1/8 gets the largest smaller block that does not.",
         };

@@ -37,7 +37,7 @@ public class QuantizeCommandTests
     }
 
     [Fact]
-    public void MrGptqDefaultsToNvfp4WithSixteenWideRotationsAndEvalRunsIt()
+    public void MrGptqDefaultsToNvfp4With32WideRotationsAndEvalRunsIt()
     {
         using var dir = new TempDirectory();
         string output = Path.Combine(dir.Path, "mr");
@@ -46,7 +46,7 @@ public class QuantizeCommandTests
         using (var doc = JsonDocument.Parse(stdout))
         {
             Assert.Equal("mr-gptq", doc.RootElement.GetProperty("method").GetString());
-            Assert.Equal("nvfp4-rot16", doc.RootElement.GetProperty("format").GetString());
+            Assert.Equal("nvfp4-rot32", doc.RootElement.GetProperty("format").GetString());
             Assert.Equal(28, doc.RootElement.GetProperty("layers").GetArrayLength()); // layer 4's seven linears kept
         }
         var eval = CliRunner.Run("eval", output, "--data", Text, "--seq-len", "256", "--max-windows", "4", "--base", Model, "--json");

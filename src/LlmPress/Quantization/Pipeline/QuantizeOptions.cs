@@ -50,15 +50,16 @@ public sealed record QuantizeOptions
         ScaleSearch ?? (Method == QuantMethod.MrGptq ? Quantization.ScaleSearch.Mse : Quantization.ScaleSearch.MinMax);
 
     /// <summary>
-    /// MR-GPTQ's default micro-rotation: the format's scale group (16 for NVFP4, 32 for MXFP4), so each rotation mixes
-    /// values of exactly one group and a single outlier spreads over the weights that share its scale; INT formats use
-    /// their group size clamped to [16, 128] (128 per channel). Measured on stories260K in README.md (--rotation-block).
+    /// MR-GPTQ's default micro-rotation: 32 columns for MXFP4 and NVFP4 — FP-Quant's inference default
+    /// (hadamard_group_size 32, which its kernels support for both formats) and on stories260K a little better than 16
+    /// for NVFP4 (README.md). Each block then spans one MXFP4 group or two NVFP4 groups, so a rotation spreads an outlier
+    /// only over weights that share its scale or its neighbour's. INT formats use their group size clamped to [16, 128]
+    /// (128 per channel).
     /// </summary>
     public static int DefaultMrGptqBlock(QuantFormat format) => format.Kind switch
     {
-        QuantKind.Nvfp4 => QuantFormat.Nvfp4GroupSize,
-        QuantKind.Mxfp4 => QuantFormat.Mxfp4GroupSize,
-        _ => format.GroupSize is int g && g >= 16 ? Math.Min(128, 1 << System.Numerics.BitOperations.Log2((uint)g)) : format.GroupSize is null ? 128 : 16,
+        QuantKind.Nvfp4 or QuantKind.Mxfp4 => 32,
+        _ => format.GroupSize is int g ? Math.Clamp(1 << System.Numerics.BitOperations.Log2((uint)Math.Max(g, 1)), 16, 128) : 128,
     };
 
     /// <summary>The format as run before fitting to a layer: <see cref="Format"/> with the method's rotation block.</summary>
