@@ -2,6 +2,7 @@ using System.CommandLine;
 using LlmPress.Evaluation;
 using LlmPress.Models;
 using LlmPress.Numerics;
+using LlmPress.Quantization;
 
 namespace LlmPress.Cli.Commands;
 
@@ -56,7 +57,27 @@ internal static class BenchCommand
         var model = RandomModel.Create(config, DType.BF16);
         Add(new("prefill", SpeedBenchmark.MeasurePrefill(model, window, repeats: quick ? 1 : 2), "tokens/s",
             $"({(quick ? "2-layer " : "")}SmolLM2-135M shape, BF16, window {window}, with LM head and log-likelihood of every position, {threads} threads)"));
-        Add(new("decode", SpeedBenchmark.MeasureDecode(model), "tokens/s", $"(BF16, after a 32-token prompt, {threads} threads)"));
+        double bf16Decode = SpeedBenchmark.MeasureDecode(model);
+        Add(new("decode", bf16Decode, "tokens/s", $"(BF16, after a 32-token prompt, {threads} threads)"));
+
+        // The same model with its decoder linears RTN-quantized and run from the packed kernels (LM head stays BF16).
+        double bandwidth = KernelBenchmark.MeasureStreamGBps(quick ? 64 << 20 : 512 << 20, threads, minTime);
+        Add(new("memory_bandwidth", bandwidth, "GB/s", $"(sum of a {(quick ? 64 : 512)} MiB array, {threads} threads)"));
+        long headBytes = model.LmHead.WeightBytes;
+        Add(new("fp32_prefill", MeasureFp32Prefill(config, window, quick), "tokens/s", $"(same model with FP32 weights, window {window}, {threads} threads)"));
+        foreach (var format in new[] { QuantFormat.Int(4, 128, symmetric: false), QuantFormat.Mxfp4(), QuantFormat.Nvfp4() })
+        {
+            var packed = RandomModel.Create(config, DType.BF16);
+            long layerBytes = PackedModel.QuantizeInPlace(packed, format);
+            string name = format.Kind == QuantKind.Int ? "int4" : format.Name;
+            double decode = SpeedBenchmark.MeasureDecode(packed);
+            // Bound: every decode step reads all packed layers and the LM head once; the KV cache and activations are small.
+            double bound = bandwidth * 1e9 / (layerBytes + headBytes);
+            Add(new($"decode_{name}", decode, "tokens/s",
+                $"({format.Name}, {Format.Bytes(layerBytes)} packed + {Format.Bytes(headBytes)} BF16 head; {decode / bf16Decode:0.00}× BF16 decode, "
+                + $"{100 * decode / bound:0}% of the {bound:0} tokens/s bandwidth bound)"));
+            Add(new($"prefill_{name}", SpeedBenchmark.MeasurePrefill(packed, window, repeats: 1), "tokens/s", $"({format.Name}, window {window})"));
+        }
 
         if (json)
         {
@@ -68,5 +89,11 @@ internal static class BenchCommand
             });
         }
         return 0;
+    }
+
+    private static double MeasureFp32Prefill(ModelConfig config, int window, bool quick)
+    {
+        var model = RandomModel.Create(config, DType.F32);
+        return SpeedBenchmark.MeasurePrefill(model, window, repeats: quick ? 1 : 2);
     }
 }

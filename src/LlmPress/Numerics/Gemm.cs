@@ -86,4 +86,44 @@ public static unsafe class Gemm
             }
         }
     }
+    /// <summary>Activation rows up to which <see cref="MultiplyByQuantized"/> runs the packed GEMV instead of decoding tiles for the GEMM.</summary>
+    internal const int QuantizedGemvMaxRows = 32;
+
+    /// <summary>
+    /// c[m, n] = a[m, k] · w[n, k]ᵀ for a low-bit <see cref="QuantizedMatrix"/> (k = w.Cols, n = w.Rows), without
+    /// expanding w: up to 32 rows of a are multiplied straight from the codes (memory-bound at m = 1); more rows decode
+    /// ~2 MB tiles of w to FP32 and run the packed SGEMM on each, so the decoding is amortised over m and large products
+    /// run at GEMM speed. Results do not depend on the thread count.
+    /// </summary>
+    /// <exception cref="ArgumentException">a or c is too short, or c overlaps a.</exception>
+    public static void MultiplyByQuantized(ReadOnlySpan<float> a, int m, QuantizedMatrix w, Span<float> c, bool parallel = true)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        int k = w.Cols, n = w.Rows;
+        if (m < 0) ThrowHelper.ThrowArgumentOutOfRange(nameof(m), m, "m must be non-negative.");
+        if (a.Length < (long)m * k) ThrowHelper.ThrowArgument($"a has {a.Length} elements but [{m}, {k}] needs {(long)m * k}.", nameof(a));
+        if (c.Length < (long)m * n) ThrowHelper.ThrowArgument($"c has {c.Length} elements but [{m}, {n}] needs {(long)m * n}.", nameof(c));
+        if (m == 0 || n == 0) return;
+        if (c[..(m * n)].Overlaps(a[..(m * k)])) ThrowHelper.ThrowArgument("c must not overlap a.", nameof(c));
+        if (m <= QuantizedGemvMaxRows)
+        {
+            fixed (float* pa = a, pc = c) QuantizedGemv.Run(w, pa, m, pc, parallel);
+            return;
+        }
+        int tileRows = Math.Min(n, Math.Max(16, (1 << 19) / k / 16 * 16));
+        float[] tile = System.Buffers.ArrayPool<float>.Shared.Rent(tileRows * k);
+        try
+        {
+            for (int n0 = 0; n0 < n; n0 += tileRows)
+            {
+                int rows = Math.Min(tileRows, n - n0);
+                fixed (float* pt = tile) QuantizedGemv.DecodeRows(w, n0, n0 + rows, pt);
+                Sgemm(false, true, m, rows, k, 1f, a, k, tile.AsSpan(0, rows * k), k, 0f, c[n0..], n, parallel);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(tile);
+        }
+    }
 }

@@ -91,6 +91,24 @@ public static class KernelBenchmark
     }
 
     /// <summary>GB/s (read + write) of an in-place normalised <see cref="HadamardTransform.Transform"/> over [rows, n].</summary>
+    /// <summary>
+    /// Memory read bandwidth (GB/s): the sum of a <paramref name="bytes"/>-byte float array, split over the threads —
+    /// the bound a decode step that streams every weight once is measured against.
+    /// </summary>
+    public static double MeasureStreamGBps(long bytes, int threads, TimeSpan minTime)
+    {
+        var x = new float[bytes / sizeof(float)];
+        x.AsSpan().Fill(1f);
+        int chunks = Math.Max(1, threads) * 8;
+        var partial = new float[chunks];
+        double seconds = Best(threads, minTime, () => Parallel.For(0, chunks, Parallelism.Options, i =>
+        {
+            long start = x.LongLength * i / chunks, end = x.LongLength * (i + 1) / chunks;
+            partial[i] = System.Numerics.Tensors.TensorPrimitives.Sum(x.AsSpan((int)start, (int)(end - start)));
+        }));
+        return (double)x.LongLength * sizeof(float) / seconds / 1e9;
+    }
+
     public static double MeasureHadamardGBps(int rows, int n, int threads, TimeSpan minTime)
     {
         var x = Random(new Random(4), (long)rows * n);

@@ -8,7 +8,7 @@ namespace LlmPress.Quantization.Pipeline;
 /// <summary>
 /// Reads the quantization_config an LlmPress quantize run adds to config.json, and rebuilds the quantized layers'
 /// weights from their packed tensors ("X.weight.qweight", "X.weight.scales", ...). For now every weight is dequantized
-/// to FP32 at load; rotating formats stay in their rotated basis and the layer rotates its inputs online.
+/// to FP32 at load unless the packed kernels take it; rotating formats stay in their rotated basis and the layer rotates its inputs online.
 /// </summary>
 public sealed class QuantizedCheckpoint
 {
@@ -89,12 +89,16 @@ public sealed class QuantizedCheckpoint
     }
 
     /// <summary>
-    /// The layer as it runs: its weight dequantized to FP32 — [rows, cols], or for a rotating format (MR-GPTQ, HIGGS)
-    /// [rows, padded cols] in the rotated basis with the matching online input rotation, as an engine runs it.
+    /// The layer as it runs: INT4/INT8/MXFP4/NVFP4 straight from their codes (packed kernels), other formats dequantized
+    /// to FP32 — [rows, cols], or for a rotating format (MR-GPTQ, HIGGS) [rows, padded cols] in the rotated basis with
+    /// the matching online input rotation, as an engine runs it.
     /// </summary>
     public LinearLayer LoadLinear(TensorStore store, string module, int rows, int cols, float[]? bias)
     {
         var packed = ReadPacked(store, module, rows, cols);
+        // INT4/INT8/MXFP4/NVFP4 run from their codes; other formats (INT2/3, HIGGS) are dequantized to FP32.
+        if (KernelMatrix.TryCreate(packed) is { } matrix)
+            return LinearLayer.FromQuantized(module, cols, matrix, packed.Format.RotationBlockSize, bias);
         if (packed.Format.RotationBlockSize is int b)
             return LinearLayer.Rotated(module, cols, WeightView.FromFloats(packed.DequantizeStored(), rows, packed.StoredColumns), b, bias);
         return new LinearLayer(module, WeightView.FromFloats(packed.Dequantize(), rows, cols), bias);

@@ -1,0 +1,285 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace LlmPress.Numerics.Kernels;
+
+/// <summary>
+/// y[i, r] = Σ_c x[i, c] · W[r, c] for a <see cref="QuantizedMatrix"/> W and a few activation rows (decode, short
+/// prompts), straight from the codes: the matrix is read once per call whatever the number of rows, so the call is
+/// bound by memory bandwidth at m = 1 and by decoding above.
+/// </summary>
+/// <remarks>
+/// AVX-512, 4-bit: 16 bytes of codes hold 32 columns; zero-extended to 16 int lanes, the low nibbles are the even
+/// columns and the high nibbles the odd ones, each mapped to its level with one in-register permute (vpermps over the
+/// 16 levels), then w = (level − zero)·scale. The activations are reordered once per call to match ([16 even, 16 odd]
+/// per chunk), so no shuffle is needed in the loop. 8-bit: 16 codes → 16 floats. Columns past the last full chunk go
+/// through the scalar decoder. The portable path decodes each row to FP32 and takes dot products.
+/// Rows are independent, so results do not depend on the thread count.
+/// </remarks>
+internal static unsafe class QuantizedGemv
+{
+    private sealed class Job
+    {
+        public QuantizedMatrix W = null!;
+        public nint X, Xp, Y;
+        public int M, Chunks;
+        public bool Avx512;
+        public readonly Action<int> Body;
+
+        public Job() => Body = RunChunk;
+
+        private void RunChunk(int chunk)
+        {
+            int r0 = (int)((long)W.Rows * chunk / Chunks), r1 = (int)((long)W.Rows * (chunk + 1) / Chunks);
+            Rows(W, (float*)X, (float*)Xp, M, (float*)Y, r0, r1, Avx512);
+        }
+    }
+
+    /// <summary>x: [m, W.Cols]; y: [m, W.Rows] (overwritten).</summary>
+    public static void Run(QuantizedMatrix w, float* x, int m, float* y, bool parallel)
+    {
+        bool avx512 = KernelDispatch.Level == KernelLevel.Avx512;
+        int k = w.Cols;
+        // 4-bit: the activations reordered per 32-column chunk as [16 even columns, 16 odd columns], [m, chunks·32].
+        float[]? permuted = avx512 && w.Bits == 4 && k >= 32 ? ArrayPool<float>.Shared.Rent(m * (k / 32) * 32) : null;
+        try
+        {
+            fixed (float* xp = permuted)
+            {
+                if (permuted is not null)
+                {
+                    int chunks = k / 32;
+                    for (int i = 0; i < m; i++)
+                        for (int c = 0; c < chunks; c++)
+                        {
+                            float* src = x + (nint)i * k + c * 32;
+                            float* dst = xp + ((nint)i * chunks + c) * 32;
+                            for (int j = 0; j < 16; j++)
+                            {
+                                dst[j] = src[2 * j];
+                                dst[16 + j] = src[2 * j + 1];
+                            }
+                        }
+                }
+                long bytes = w.Codes.LongLength;
+                int threads = parallel && bytes >= 1 << 16 ? Parallelism.MaxThreads : 1;
+                if (threads <= 1 || w.Rows < 8)
+                {
+                    Rows(w, x, xp, m, y, 0, w.Rows, avx512);
+                    return;
+                }
+                var job = new Job { W = w, X = (nint)x, Xp = (nint)xp, Y = (nint)y, M = m, Avx512 = avx512, Chunks = Math.Min(w.Rows / 4, 4 * threads) };
+                Parallel.For(0, job.Chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Body);
+            }
+        }
+        finally
+        {
+            if (permuted is not null) ArrayPool<float>.Shared.Return(permuted);
+        }
+    }
+
+    private static void Rows(QuantizedMatrix w, float* x, float* xp, int m, float* y, int r0, int r1, bool avx512)
+    {
+        if (avx512 && w.Bits == 4) Avx512Rows4(w, x, xp, m, y, r0, r1);
+        else if (avx512) Avx512Rows8(w, x, m, y, r0, r1);
+        else PortableRows(w, x, m, y, r0, r1);
+    }
+
+    private static void PortableRows(QuantizedMatrix w, float* x, int m, float* y, int r0, int r1)
+    {
+        int k = w.Cols, n = w.Rows;
+        float[] row = ArrayPool<float>.Shared.Rent(k);
+        try
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                w.DequantizeRow(r, row);
+                for (int i = 0; i < m; i++)
+                    y[(nint)i * n + r] = TensorPrimitives.Dot(row.AsSpan(0, k), new ReadOnlySpan<float>(x + (nint)i * k, k));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(row);
+        }
+    }
+
+    // Scale and zero vectors of 32-column chunk c: one group, or (groups of 16) lanes 0–7 from group 2c, 8–15 from 2c + 1.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ChunkVector(float* perGroup, int chunk, int groupSize, bool halves)
+    {
+        if (halves) return Vector512.Create(Vector256.Create(perGroup[2 * chunk]), Vector256.Create(perGroup[2 * chunk + 1]));
+        return Vector512.Create(perGroup[chunk * 32 / groupSize]);
+    }
+
+    private static void Avx512Rows4(QuantizedMatrix w, float* x, float* xp, int m, float* y, int r0, int r1)
+    {
+        int k = w.Cols, n = w.Rows, chunks = k / 32, groups = w.Groups, groupSize = w.GroupSize;
+        bool halves = groupSize == 16 && groups > 1;
+        var mask = Vector512.Create(15);
+        Vector512<float>* acc = stackalloc Vector512<float>[Math.Max(m, 4)];
+        fixed (byte* codes = w.Codes)
+        fixed (float* levelsPtr = w.Levels, scales = w.Scales, zerosPtr = w.Zeros)
+        {
+            var levels = Vector512.Load(levelsPtr);
+            for (int r = r0; r < r1; r++)
+            {
+                byte* rowCodes = codes + (nint)r * w.RowBytes;
+                float* rowScales = scales + (nint)r * groups;
+                float* rowZeros = zerosPtr == null ? null : zerosPtr + (nint)r * groups;
+                for (int i = 0; i < Math.Max(m, 4); i++) acc[i] = Vector512<float>.Zero;
+                for (int c = 0; c < chunks; c++)
+                {
+                    var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
+                    var lo = Avx512F.PermuteVar16x32(levels, q & mask);
+                    var hi = Avx512F.PermuteVar16x32(levels, Avx512F.ShiftRightLogical(q, 4));
+                    var s = ChunkVector(rowScales, c, groupSize, halves);
+                    if (rowZeros != null)
+                    {
+                        var z = ChunkVector(rowZeros, c, groupSize, halves);
+                        lo -= z;
+                        hi -= z;
+                    }
+                    lo *= s;
+                    hi *= s;
+                    if (m == 1)
+                    {
+                        // Two accumulators per parity alternate by chunk so consecutive FMAs do not wait on each other.
+                        float* xc = xp + c * 32;
+                        int a = (c & 1) * 2;
+                        acc[a] = Avx512F.FusedMultiplyAdd(lo, Vector512.Load(xc), acc[a]);
+                        acc[a + 1] = Avx512F.FusedMultiplyAdd(hi, Vector512.Load(xc + 16), acc[a + 1]);
+                    }
+                    else
+                    {
+                        for (int i = 0; i < m; i++)
+                        {
+                            float* xc = xp + ((nint)i * chunks + c) * 32;
+                            acc[i] = Avx512F.FusedMultiplyAdd(hi, Vector512.Load(xc + 16), Avx512F.FusedMultiplyAdd(lo, Vector512.Load(xc), acc[i]));
+                        }
+                    }
+                }
+                if (m == 1) acc[0] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+                for (int i = 0; i < m; i++)
+                {
+                    float sum = Vector512.Sum(acc[i]);
+                    float* xi = x + (nint)i * k;
+                    for (int col = chunks * 32; col < k; col++) sum += xi[col] * w[r, col];
+                    y[(nint)i * n + r] = sum;
+                }
+            }
+        }
+    }
+
+    private static void Avx512Rows8(QuantizedMatrix w, float* x, int m, float* y, int r0, int r1)
+    {
+        int k = w.Cols, n = w.Rows, chunks = k / 16, groups = w.Groups, groupSize = w.GroupSize;
+        Vector512<float>* acc = stackalloc Vector512<float>[Math.Max(m, 2)];
+        fixed (byte* codes = w.Codes)
+        fixed (float* scales = w.Scales, zerosPtr = w.Zeros)
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                byte* rowCodes = codes + (nint)r * w.RowBytes;
+                float* rowScales = scales + (nint)r * groups;
+                float* rowZeros = zerosPtr == null ? null : zerosPtr + (nint)r * groups;
+                for (int i = 0; i < Math.Max(m, 2); i++) acc[i] = Vector512<float>.Zero;
+                for (int c = 0; c < chunks; c++)
+                {
+                    int g = c * 16 / groupSize;
+                    var v = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16)));
+                    if (rowZeros != null) v -= Vector512.Create(rowZeros[g]);
+                    v *= Vector512.Create(rowScales[g]);
+                    if (m == 1)
+                    {
+                        int a = c & 1;
+                        acc[a] = Avx512F.FusedMultiplyAdd(v, Vector512.Load(x + c * 16), acc[a]);
+                    }
+                    else
+                    {
+                        for (int i = 0; i < m; i++)
+                            acc[i] = Avx512F.FusedMultiplyAdd(v, Vector512.Load(x + (nint)i * k + c * 16), acc[i]);
+                    }
+                }
+                if (m == 1) acc[0] += acc[1];
+                for (int i = 0; i < m; i++)
+                {
+                    float sum = Vector512.Sum(acc[i]);
+                    float* xi = x + (nint)i * k;
+                    for (int col = chunks * 16; col < k; col++) sum += xi[col] * w[r, col];
+                    y[(nint)i * n + r] = sum;
+                }
+            }
+        }
+    }
+    private static readonly Vector512<int> s_interleaveLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    private static readonly Vector512<int> s_interleaveHigh = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+
+    /// <summary>
+    /// Rows [r0, r1) of W as FP32 into dst ([r1 − r0, Cols]), for the GEMM path: the same values as
+    /// <see cref="QuantizedMatrix.DequantizeRow"/> ((level − zero)·scale in FP32, one rounding each).
+    /// </summary>
+    public static void DecodeRows(QuantizedMatrix w, int r0, int r1, float* dst)
+    {
+        int k = w.Cols;
+        if (KernelDispatch.Level != KernelLevel.Avx512)
+        {
+            for (int r = r0; r < r1; r++) w.DequantizeRow(r, new Span<float>(dst + (nint)(r - r0) * k, k));
+            return;
+        }
+        int groups = w.Groups, groupSize = w.GroupSize;
+        fixed (byte* codes = w.Codes)
+        fixed (float* levelsPtr = w.Levels, scales = w.Scales, zerosPtr = w.Zeros)
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                byte* rowCodes = codes + (nint)r * w.RowBytes;
+                float* rowScales = scales + (nint)r * groups;
+                float* rowZeros = zerosPtr == null ? null : zerosPtr + (nint)r * groups;
+                float* d = dst + (nint)(r - r0) * k;
+                int done;
+                if (w.Bits == 4)
+                {
+                    var levels = Vector512.Load(levelsPtr);
+                    var mask = Vector512.Create(15);
+                    bool halves = groupSize == 16 && groups > 1;
+                    int chunks = k / 32;
+                    for (int c = 0; c < chunks; c++)
+                    {
+                        var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
+                        var lo = Avx512F.PermuteVar16x32(levels, q & mask);
+                        var hi = Avx512F.PermuteVar16x32(levels, Avx512F.ShiftRightLogical(q, 4));
+                        var s = ChunkVector(rowScales, c, groupSize, halves);
+                        if (rowZeros != null)
+                        {
+                            var z = ChunkVector(rowZeros, c, groupSize, halves);
+                            lo -= z;
+                            hi -= z;
+                        }
+                        lo *= s;
+                        hi *= s;
+                        Avx512F.PermuteVar16x32x2(lo, s_interleaveLow, hi).Store(d + c * 32);
+                        Avx512F.PermuteVar16x32x2(lo, s_interleaveHigh, hi).Store(d + c * 32 + 16);
+                    }
+                    done = chunks * 32;
+                }
+                else
+                {
+                    int chunks = k / 16;
+                    for (int c = 0; c < chunks; c++)
+                    {
+                        int g = c * 16 / groupSize;
+                        var v = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16)));
+                        if (rowZeros != null) v -= Vector512.Create(rowZeros[g]);
+                        (v * Vector512.Create(rowScales[g])).Store(d + c * 16);
+                    }
+                    done = chunks * 16;
+                }
+                for (int col = done; col < k; col++) d[col] = w[r, col];
+            }
+        }
+    }
+}

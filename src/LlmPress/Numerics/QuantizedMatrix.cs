@@ -1,0 +1,127 @@
+namespace LlmPress.Numerics;
+
+/// <summary>
+/// A weight matrix kept in a low-bit form that the packed kernels multiply directly (<see cref="Gemm.MultiplyByQuantized"/>),
+/// in the Hugging Face [rows = out features, cols = in features] layout:
+/// <code>
+///   W[r, c] = scale[r, g] · (level(code[r, c]) − zero[r, g]),   g = c / GroupSize
+///   4-bit: level = Levels[code], the code of column 2j in the low nibble of byte j of the row, 2j + 1 in the high one
+///          (INT4: levels 0..15 with a zero point; MXFP4/NVFP4: the 16 E2M1 values, zero 0)
+///   8-bit: level = code (INT8 with a zero point)
+/// </code>
+/// Scales and zero points are FP32 per (row, group), decoded once at load from whatever the checkpoint stores (FP16,
+/// E8M0, E4M3 ÷ global scale), so the kernels need no per-format decoding: memory is the codes plus 32–64 bits per group.
+/// </summary>
+/// <remarks>
+/// The fast kernels take 32 columns at a time, so a 32-column chunk may not straddle a group boundary — except for
+/// groups of 16 (NVFP4), which the kernels handle as two half-vectors. <see cref="IsSupportedGrouping"/> says which
+/// shapes qualify; others stay dequantized.
+/// </remarks>
+public sealed class QuantizedMatrix
+{
+    /// <param name="rows">Output features.</param>
+    /// <param name="cols">Input features as stored (a rotating format's padded width).</param>
+    /// <param name="bits">4 or 8.</param>
+    /// <param name="groupSize">Columns per scale (≥ cols: one group per row).</param>
+    /// <param name="codes">[rows, cols·bits/8 rounded up] bytes.</param>
+    /// <param name="levels">4-bit: the 16 levels; 8-bit: null.</param>
+    /// <param name="scales">[rows, groups].</param>
+    /// <param name="zeros">[rows, groups], or null for all-zero.</param>
+    /// <exception cref="ArgumentException">Inconsistent sizes, an unsupported grouping, or a non-finite scale, zero or level.</exception>
+    public QuantizedMatrix(int rows, int cols, int bits, int groupSize, byte[] codes, float[]? levels, float[] scales, float[]? zeros)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(groupSize);
+        ArgumentNullException.ThrowIfNull(codes);
+        ArgumentNullException.ThrowIfNull(scales);
+        if (bits is not (4 or 8)) throw new ArgumentException($"Packed kernels take 4- or 8-bit codes, not {bits}-bit.", nameof(bits));
+        if (!IsSupportedGrouping(bits, cols, groupSize))
+            throw new ArgumentException($"Groups of {groupSize} over {cols} columns do not align with the {bits}-bit kernels' column chunks.", nameof(groupSize));
+        int rowBytes = bits == 4 ? (cols + 1) / 2 : cols;
+        int groups = (cols + groupSize - 1) / groupSize;
+        if (codes.Length != (long)rows * rowBytes) throw new ArgumentException($"codes has {codes.Length} bytes, not [{rows}, {rowBytes}].", nameof(codes));
+        if (scales.Length != (long)rows * groups) throw new ArgumentException($"scales has {scales.Length} values, not [{rows}, {groups}].", nameof(scales));
+        if (zeros is not null && zeros.Length != scales.Length) throw new ArgumentException($"zeros has {zeros.Length} values, not [{rows}, {groups}].", nameof(zeros));
+        if (bits == 4 && levels?.Length != 16) throw new ArgumentException("4-bit codes need 16 levels.", nameof(levels));
+        if (bits == 8 && levels is not null) throw new ArgumentException("8-bit codes are their own levels; pass null.", nameof(levels));
+        CheckFinite(scales, nameof(scales));
+        if (zeros is not null) CheckFinite(zeros, nameof(zeros));
+        if (levels is not null) CheckFinite(levels, nameof(levels));
+        Rows = rows;
+        Cols = cols;
+        Bits = bits;
+        GroupSize = Math.Min(groupSize, cols);
+        Groups = groups;
+        RowBytes = rowBytes;
+        Codes = codes;
+        Levels = levels;
+        Scales = scales;
+        Zeros = zeros;
+    }
+
+    public int Rows { get; }
+    public int Cols { get; }
+    public int Bits { get; }
+    public int GroupSize { get; }
+    public int Groups { get; }
+    /// <summary>Bytes of codes per row.</summary>
+    public int RowBytes { get; }
+    public byte[] Codes { get; }
+    public float[]? Levels { get; }
+    public float[] Scales { get; }
+    public float[]? Zeros { get; }
+
+    /// <summary>Bytes held (codes, scales, zero points, levels).</summary>
+    public long MemoryBytes => Codes.LongLength + 4L * (Scales.LongLength + (Zeros?.LongLength ?? 0) + (Levels?.Length ?? 0));
+
+    /// <summary>
+    /// True when no 32-column chunk (16 for 8-bit) straddles a group boundary, or the groups have 16 columns (4-bit).
+    /// </summary>
+    public static bool IsSupportedGrouping(int bits, int cols, int groupSize) =>
+        groupSize >= cols || groupSize % (bits == 4 ? 32 : 16) == 0 || (bits == 4 && groupSize == 16);
+
+    /// <summary>W[row, col], computed as the kernels do: scale · (level − zero).</summary>
+    public float this[int row, int col]
+    {
+        get
+        {
+            if ((uint)row >= (uint)Rows || (uint)col >= (uint)Cols) throw new ArgumentOutOfRangeException(nameof(col), $"({row}, {col}) is outside [{Rows}, {Cols}].");
+            int g = row * Groups + col / GroupSize;
+            return Scales[g] * (Level(row, col) - (Zeros?[g] ?? 0f));
+        }
+    }
+
+    /// <summary>Row <paramref name="row"/> as FP32 ([Cols]), the scalar reference of the kernels' decoding.</summary>
+    public void DequantizeRow(int row, Span<float> destination)
+    {
+        if ((uint)row >= (uint)Rows) throw new ArgumentOutOfRangeException(nameof(row));
+        var dst = destination[..Cols];
+        for (int c = 0; c < Cols; c++)
+        {
+            int g = row * Groups + c / GroupSize;
+            dst[c] = Scales[g] * (Level(row, c) - (Zeros?[g] ?? 0f));
+        }
+    }
+
+    /// <summary>The whole matrix as FP32 [Rows, Cols].</summary>
+    public float[] Dequantize()
+    {
+        var result = new float[(long)Rows * Cols];
+        for (int r = 0; r < Rows; r++) DequantizeRow(r, result.AsSpan(r * Cols, Cols));
+        return result;
+    }
+
+    private float Level(int row, int col)
+    {
+        if (Bits == 8) return Codes[(long)row * RowBytes + col];
+        byte b = Codes[(long)row * RowBytes + col / 2];
+        return Levels![(col & 1) == 0 ? b & 15 : b >> 4];
+    }
+
+    private static void CheckFinite(float[] values, string name)
+    {
+        for (int i = 0; i < values.Length; i++)
+            if (!float.IsFinite(values[i])) throw new ArgumentException($"{name}[{i}] is {values[i]}, not finite.", name);
+    }
+}
