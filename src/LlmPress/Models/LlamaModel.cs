@@ -65,7 +65,8 @@ public sealed class LlamaModel : IDisposable
         int d = c.HiddenSize;
         var rope = new RotaryEmbedding(c.HeadDim, c.RopeTheta, c.RopeScaling);
         var embedding = store.GetMatrix(TensorNames.Embedding, c.VocabSize, d);
-        // An `llmpress quantize` output: its quantized linears are rebuilt from packed tensors (dequantized to FP32).
+        // An `llmpress quantize` output: its quantized linears run from their packed tensors (or FP32 copies where the
+        // packed kernels do not take the format).
         var quantized = directory is null ? null : QuantizedCheckpoint.TryLoad(directory);
 
         LinearLayer Linear(string module, int rows, int cols, bool bias)
