@@ -131,6 +131,31 @@ internal static unsafe class QuantizedGemv
                 float* rowScales = scales + (nint)r * groups;
                 float* rowZeros = zerosPtr == null ? null : zerosPtr + (nint)r * groups;
                 for (int i = 0; i < Math.Max(m, 4); i++) acc[i] = Vector512<float>.Zero;
+                if (m == 1 && !halves)
+                {
+                    // Decode (m = 1) with whole groups per chunk: Σ s·(level − z)·x = s · Σ (level − z)·x, so the scale is
+                    // applied once per group and the zero point folded into the 16 levels once per group.
+                    var total = Vector512<float>.Zero;
+                    int chunksPerGroup = Math.Max(1, groupSize / 32);
+                    for (int c0 = 0, g = 0; c0 < chunks; c0 += chunksPerGroup, g++)
+                    {
+                        var groupLevels = rowZeros == null ? levels : levels - Vector512.Create(rowZeros[g]);
+                        Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero;
+                        int c1 = Math.Min(chunks, c0 + chunksPerGroup);
+                        for (int c = c0; c < c1; c++)
+                        {
+                            var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
+                            float* xc = xp + c * 32;
+                            a0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(groupLevels, q & mask), Vector512.Load(xc), a0);
+                            a1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(groupLevels, Avx512F.ShiftRightLogical(q, 4)), Vector512.Load(xc + 16), a1);
+                        }
+                        total = Avx512F.FusedMultiplyAdd(a0 + a1, Vector512.Create(rowScales[g]), total);
+                    }
+                    float dot = Vector512.Sum(total);
+                    for (int col = chunks * 32; col < k; col++) dot += x[col] * w[r, col];
+                    y[r] = dot;
+                    continue;
+                }
                 for (int c = 0; c < chunks; c++)
                 {
                     var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
