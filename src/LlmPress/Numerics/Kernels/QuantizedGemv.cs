@@ -156,6 +156,27 @@ internal static unsafe class QuantizedGemv
                     y[r] = dot;
                     continue;
                 }
+                if (m == 1 && halves && rowZeros == null)
+                {
+                    // Decode with groups of 16 (NVFP4): lanes 0–7 of a chunk belong to group 2c, lanes 8–15 to 2c + 1;
+                    // the two scales are loaded together and spread over their lanes with one permute.
+                    var spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+                    Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero;
+                    for (int c = 0; c < chunks; c++)
+                    {
+                        var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
+                        float* xc = xp + c * 32;
+                        var t = Avx512F.PermuteVar16x32(levels, q & mask) * Vector512.Load(xc);
+                        t = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(levels, Avx512F.ShiftRightLogical(q, 4)), Vector512.Load(xc + 16), t);
+                        var s2 = Avx512F.PermuteVar16x32(Vector128.CreateScalar(*(double*)(rowScales + 2 * c)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), spread);
+                        if ((c & 1) == 0) a0 = Avx512F.FusedMultiplyAdd(t, s2, a0);
+                        else a1 = Avx512F.FusedMultiplyAdd(t, s2, a1);
+                    }
+                    float dot = Vector512.Sum(a0 + a1);
+                    for (int col = chunks * 32; col < k; col++) dot += x[col] * w[r, col];
+                    y[r] = dot;
+                    continue;
+                }
                 for (int c = 0; c < chunks; c++)
                 {
                     var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
