@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using LlmPress.Cli.Serving;
 
@@ -35,10 +34,19 @@ internal static class ServeCommand
             : IPAddress.TryParse(host, out var parsed) ? parsed
             : throw new CliException($"--host must be an IP address such as 127.0.0.1 (or localhost), not '{host}'.");
 
-        var tokenizer = ModelSource.OpenTokenizer(modelPath);
-        string? template = ReadChatTemplateFile(modelPath);
-        string id = name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath)));
-        using var served = new ServedModel(id, ModelSource.OpenModel(modelPath), tokenizer, template);
+        var model = ModelSource.OpenModel(modelPath);
+        ServedModel served;
+        try
+        {
+            string id = name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath)));
+            served = new ServedModel(id, model, ModelSource.OpenTokenizer(modelPath), ReadChatTemplateFile(modelPath));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        using var _ = served;
 
         var gate = new object();
         void Log(string line)
@@ -75,7 +83,7 @@ internal static class ServeCommand
         {
             server = await OpenAiServer.StartAsync(served, address, port, log, shutdown);
         }
-        catch (IOException e) when (e.InnerException is SocketException or null)
+        catch (IOException e)
         {
             throw new CliException($"cannot listen on {address}:{port}: {e.Message.TrimEnd('.')}. Choose another --port.");
         }

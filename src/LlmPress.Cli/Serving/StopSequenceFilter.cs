@@ -9,7 +9,7 @@ namespace LlmPress.Cli.Serving;
 /// <remarks>
 /// Invariant: the pending text never contains a whole stop sequence, and what <see cref="Push"/> returns never
 /// ends inside one. So a stop spanning several tokens ("\n\n" from "\n" + "\n") is caught, and the concatenated
-/// output equals the full text cut before its first stop sequence.
+/// output equals the full text cut before the stop occurrence that ends first, however the text was split.
 /// </remarks>
 internal sealed class StopSequenceFilter(IReadOnlyList<string> stops)
 {
@@ -25,11 +25,19 @@ internal sealed class StopSequenceFilter(IReadOnlyList<string> stops)
         if (stops.Count == 0) return piece;
         _pending.Append(piece);
         string text = _pending.ToString();
-        int cut = -1;
+        // Generation stops as soon as the text holds a stop sequence: the occurrence that ends first wins (the
+        // longest when several end together), so the result does not depend on how the text was split into tokens.
+        int cut = -1, cutEnd = int.MaxValue;
         foreach (string stop in stops)
         {
             int at = text.IndexOf(stop, StringComparison.Ordinal);
-            if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+            if (at < 0) continue;
+            int end = at + stop.Length;
+            if (end < cutEnd || (end == cutEnd && at < cut))
+            {
+                cut = at;
+                cutEnd = end;
+            }
         }
         if (cut >= 0)
         {
