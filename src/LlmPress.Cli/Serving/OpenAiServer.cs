@@ -68,7 +68,9 @@ internal sealed class OpenAiServer : IAsyncDisposable
             ["data"] = new JsonArray(new JsonObject { ["id"] = model.Id, ["object"] = "model", ["created"] = 0, ["owned_by"] = "llmpress" }),
         }));
         app.MapGet("/health", context => WriteJsonAsync(context, 200, new JsonObject { ["status"] = "ok", ["model"] = model.Id, ["queued"] = model.Queued }));
-        app.MapFallback(context => WriteErrorAsync(context, new ApiException(404, $"No endpoint {context.Request.Method} {context.Request.Path}; see /v1/completions, /v1/chat/completions, /v1/models, /health.", code: "not_found")));
+        app.MapFallback(context => WriteErrorAsync(context, context.Request.Path.Value is "/v1/completions" or "/v1/chat/completions"
+            ? new ApiException(405, $"{context.Request.Path} takes POST with a JSON body, not {context.Request.Method}.", code: "method_not_allowed")
+            : new ApiException(404, $"No endpoint {context.Request.Method} {context.Request.Path}; see POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health.", code: "not_found")));
 
         await app.StartAsync(cancellation).ConfigureAwait(false);
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -100,6 +102,8 @@ internal sealed class OpenAiServer : IAsyncDisposable
             using (body) request = CompletionRequest.Parse(body.RootElement, chat, _model.Id);
 
             int[] promptIds = chat ? _model.EncodeChat(request.Messages!) : _model.EncodePrompt(request.Prompt!);
+            if (promptIds.Length == 0)
+                throw ApiException.BadRequest("The prompt is empty and the model has no BOS token to start from.", "prompt");
             int maxTokens = request.MaxTokens ?? (chat ? _model.ContextLength - promptIds.Length : 16);
             if (promptIds.Length + maxTokens > _model.ContextLength || maxTokens < 1)
                 throw ApiException.BadRequest(

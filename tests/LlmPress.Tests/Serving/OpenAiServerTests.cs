@@ -247,6 +247,16 @@ public class OpenAiServerTests(ServerFixture server) : IClassFixture<ServerFixtu
     }
 
     [Fact]
+    public async Task GetOnACompletionEndpointIs405()
+    {
+        server.Require();
+        using var response = await server.Client.GetAsync("/v1/chat/completions", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("POST", doc.RootElement.GetProperty("error").GetProperty("message").GetString());
+    }
+
+    [Fact]
     public async Task ModelsAndHealthNameTheServedModel()
     {
         server.Require();

@@ -61,6 +61,26 @@ public class ServedModelTests
     }
 
     [Fact]
+    public async Task ServesAnLlmPressQuantizedDirectory()
+    {
+        string source = SharedData.Require("models", "stories260K");
+        using var dir = new TempDirectory();
+        string quantized = Path.Combine(dir.Path, "rtn4");
+        var (code, _, err) = LlmPress.Tests.Cli.CliRunner.Run("quantize", source, "-o", quantized, "--format", "int4");
+        Assert.True(code == 0, err);
+
+        using var model = LlamaModel.Load(quantized);
+        var tokenizer = Tokenizer.Load(quantized);
+        string expected = string.Concat(new TextGenerator(model, tokenizer).Generate("Once upon a time", new GenerationOptions(20)).Select(t => t.Text));
+        using var served = new ServedModel("rtn4", LlamaModel.Load(quantized), tokenizer);
+        await using var server = await OpenAiServer.StartAsync(served, IPAddress.Loopback, 0, _ => { }, TestContext.Current.CancellationToken);
+        using var client = new HttpClient { BaseAddress = server.Address };
+        using var response = await client.PostAsJsonAsync("/v1/completions", new { prompt = "Once upon a time", max_tokens = 20, temperature = 0 }, TestContext.Current.CancellationToken);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        Assert.Equal(expected, body.RootElement.GetProperty("choices")[0].GetProperty("text").GetString());
+    }
+
+    [Fact]
     public async Task ServedChatMlAnswerIsTheGeneratorsContinuationOfTheTemplatedPrompt()
     {
         var tokenizer = Tokenizer.Load(SharedData.Require("tokenizers", "qwen3"));
