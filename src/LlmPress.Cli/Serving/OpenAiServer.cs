@@ -60,12 +60,13 @@ internal sealed class OpenAiServer : IAsyncDisposable
         var app = builder.Build();
 
         OpenAiServer? server = null;
+        long started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         app.MapPost("/v1/completions", context => server!.HandleCompletionAsync(context, chat: false));
         app.MapPost("/v1/chat/completions", context => server!.HandleCompletionAsync(context, chat: true));
         app.MapGet("/v1/models", context => WriteJsonAsync(context, 200, new JsonObject
         {
             ["object"] = "list",
-            ["data"] = new JsonArray(new JsonObject { ["id"] = model.Id, ["object"] = "model", ["created"] = 0, ["owned_by"] = "llmpress" }),
+            ["data"] = new JsonArray(new JsonObject { ["id"] = model.Id, ["object"] = "model", ["created"] = started, ["owned_by"] = "llmpress" }),
         }));
         app.MapGet("/health", context => WriteJsonAsync(context, 200, new JsonObject { ["status"] = "ok", ["model"] = model.Id, ["queued"] = model.Queued }));
         app.MapFallback(context => WriteErrorAsync(context, context.Request.Path.Value is "/v1/completions" or "/v1/chat/completions"
@@ -104,12 +105,18 @@ internal sealed class OpenAiServer : IAsyncDisposable
             int[] promptIds = chat ? _model.EncodeChat(request.Messages!) : _model.EncodePrompt(request.Prompt!);
             if (promptIds.Length == 0)
                 throw ApiException.BadRequest("The prompt is empty and the model has no BOS token to start from.", "prompt");
+            string promptParam = chat ? "messages" : "prompt";
+            if (promptIds.Length >= _model.ContextLength)
+                throw ApiException.BadRequest(
+                    $"This model's maximum context length is {_model.ContextLength} tokens; the prompt alone has {promptIds.Length}, " +
+                    "leaving no room for a completion.", promptParam, "context_length_exceeded");
+            // OpenAI's defaults: 16 tokens for a completion, the rest of the context for a chat answer.
             int maxTokens = request.MaxTokens ?? (chat ? _model.ContextLength - promptIds.Length : 16);
-            if (promptIds.Length + maxTokens > _model.ContextLength || maxTokens < 1)
+            if (promptIds.Length + maxTokens > _model.ContextLength)
                 throw ApiException.BadRequest(
                     $"This model's maximum context length is {_model.ContextLength} tokens; the request needs {promptIds.Length + maxTokens} " +
                     $"({promptIds.Length} in the prompt, {maxTokens} for the completion). Shorten the prompt or lower max_tokens.",
-                    chat ? "messages" : "prompt", "context_length_exceeded");
+                    promptParam, "context_length_exceeded");
 
             var options = new GenerationOptions(maxTokens, request.Temperature, request.TopP, request.Seed);
             var answer = new Answer(chat, _model.Id, promptIds.Length);

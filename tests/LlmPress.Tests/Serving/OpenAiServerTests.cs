@@ -237,6 +237,19 @@ public class OpenAiServerTests(ServerFixture server) : IClassFixture<ServerFixtu
     }
 
     [Fact]
+    public async Task ChatPromptLongerThanTheContextIsRefused()
+    {
+        server.Require();
+        string longText = string.Concat(Enumerable.Repeat("Once upon a time there was a dog. ", 100));
+        var (status, json) = await PostAsync("/v1/chat/completions", Json(new { messages = new[] { new { role = "user", content = longText } } }));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var error = json.GetProperty("error");
+        Assert.Equal("messages", error.GetProperty("param").GetString());
+        Assert.Equal("context_length_exceeded", error.GetProperty("code").GetString());
+        Assert.Contains("no room for a completion", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
     public async Task UnknownPathsAre404Json()
     {
         server.Require();
