@@ -68,7 +68,7 @@ internal sealed class OpenAiServer : IAsyncDisposable
             ["object"] = "list",
             ["data"] = new JsonArray(new JsonObject { ["id"] = model.Id, ["object"] = "model", ["created"] = started, ["owned_by"] = "llmpress" }),
         }));
-        app.MapGet("/health", context => WriteJsonAsync(context, 200, new JsonObject { ["status"] = "ok", ["model"] = model.Id, ["queued"] = model.Queued }));
+        app.MapGet("/health", context => WriteJsonAsync(context, 200, new JsonObject { ["status"] = "ok", ["model"] = model.Id, ["queued"] = model.Queued, ["tokens_generated"] = model.GeneratedTokens }));
         app.MapFallback(context => WriteErrorAsync(context, context.Request.Path.Value is "/v1/completions" or "/v1/chat/completions"
             ? new ApiException(405, $"{context.Request.Path} takes POST with a JSON body, not {context.Request.Method}.", code: "method_not_allowed")
             : new ApiException(404, $"No endpoint {context.Request.Method} {context.Request.Path}; see POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health.", code: "not_found")));

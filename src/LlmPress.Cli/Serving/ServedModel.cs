@@ -40,6 +40,10 @@ internal sealed class ServedModel : IDisposable
     public int Queued => _queued;
     private int _queued;
 
+    /// <summary>Tokens generated since start, over all requests (a stopped generation counts only what it made).</summary>
+    public long GeneratedTokens => Interlocked.Read(ref _generatedTokens);
+    private long _generatedTokens;
+
     /// <summary>A completion prompt's ids: BOS + text, exactly as <c>llmpress generate</c> encodes it.</summary>
     public int[] EncodePrompt(string prompt) => new TextGenerator(_model, _tokenizer).EncodePrompt(prompt);
 
@@ -80,6 +84,7 @@ internal sealed class ServedModel : IDisposable
                 var generator = new TextGenerator(_model, _tokenizer);
                 foreach (var token in generator.Generate(promptIds, options))
                 {
+                    if (token.Id >= 0) Interlocked.Increment(ref _generatedTokens);
                     if (stop.IsCancellationRequested) break;
                     tokens.Writer.TryWrite(token);
                 }
