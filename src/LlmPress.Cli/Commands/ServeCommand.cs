@@ -20,7 +20,8 @@ internal static class ServeCommand
         var command = new Command("serve",
             "Serve the model over HTTP with an OpenAI-compatible API: POST /v1/completions and /v1/chat/completions (\"stream\": true " +
             "for Server-Sent Events), GET /v1/models and /health. Requests run one at a time. Chat prompts use the tokenizer's chat " +
-            "template when it is a Llama-3 or ChatML one, else \"User: …\\nAssistant:\" lines. Ctrl+C stops.")
+            "template when it is a Llama-3 or ChatML one, else \"User: …\\nAssistant:\" lines. Request defaults follow the OpenAI API: " +
+            "temperature 1, top_p 1, a random seed, max_tokens 16 for completions and the rest of the context for chat. Ctrl+C stops.")
         { model, port, host, name };
         command.SetAction(parse => console.Guard(parse, () =>
             Run(console, parse.GetValue(model)!, parse.GetValue(host)!, parse.GetValue(port), parse.GetValue(name))));

@@ -85,6 +85,21 @@ public class ChatPromptFormatTests
     }
 
     [Fact]
+    public void Qwen25StyleDefaultSystemPromptIsFoundInTheElseBranch()
+    {
+        // Qwen2.5-Instruct's system section as published, then plain ChatML turns (its tool branches left out).
+        const string template =
+            "{%- if messages[0]['role'] == 'system' %}\n    {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}\n" +
+            "{%- else %}\n    {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}\n{%- endif %}\n" +
+            "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endfor %}" +
+            "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+        var format = ChatPromptFormat.Detect(template, null);
+        Assert.Equal("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", format.DefaultSystemPrompt);
+        Assert.Equal("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+            format.Render(Chat("user", "Hi")));
+    }
+
+    [Fact]
     public void NoTemplateGivesThePlainFormat()
     {
         var format = ChatPromptFormat.FromTokenizer(Tokenizer.Load(SharedData.Require("models", "stories260K")));
