@@ -1,6 +1,6 @@
 using LlmPress.Cli.Serving;
 
-namespace LlmPress.Tests.Cli;
+namespace LlmPress.Tests.Serving;
 
 public class StopSequenceFilterTests
 {
