@@ -40,8 +40,15 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
 
     /// <summary>Streams generated tokens; <see cref="LastStats"/> is set when the enumeration completes.</summary>
     public IEnumerable<GeneratedToken> Generate(string prompt, GenerationOptions options)
+        => Generate(EncodePrompt(prompt), options);
+
+    /// <summary>
+    /// Streams tokens continuing <paramref name="promptIds"/> exactly as given (no BOS added), for prompts that
+    /// already hold their special tokens, such as a rendered chat template.
+    /// </summary>
+    public IEnumerable<GeneratedToken> Generate(int[] promptIds, GenerationOptions options)
     {
-        var promptIds = EncodePrompt(prompt);
+        ArgumentNullException.ThrowIfNull(promptIds);
         if (promptIds.Length == 0)
             throw new ArgumentException("The prompt is empty and the model has no BOS token to start from.");
         int capacity = Math.Min(model.Config.MaxPositions, promptIds.Length + options.MaxTokens);
