@@ -46,6 +46,44 @@ if (what == "syrk-parts")
     }
     return 0;
 }
+if (what == "decode-profile")
+{
+    // Decode tokens/s of the SmolLM2-135M shape in BF16 and packed INT4/NVFP4, on 1 and 2 threads, and the time of one
+    // [1536×576] GEMV in each form: what separates the per-token time from the bytes it has to stream.
+    var config = LlmPress.Models.RandomModel.SmolLM2Shape;
+    var bf16 = LlmPress.Models.RandomModel.Create(config, DType.BF16);
+    var int4 = LlmPress.Models.RandomModel.Create(config, DType.BF16);
+    LlmPress.Quantization.PackedModel.QuantizeInPlace(int4, LlmPress.Quantization.QuantFormat.Int(4, 128));
+    var nv = LlmPress.Models.RandomModel.Create(config, DType.BF16);
+    LlmPress.Quantization.PackedModel.QuantizeInPlace(nv, LlmPress.Quantization.QuantFormat.Nvfp4());
+    foreach (int threads in new[] { 1, 2 })
+    {
+        Parallelism.MaxThreads = threads;
+        foreach (var (name, model) in new[] { ("bf16", bf16), ("int4", int4), ("nvfp4", nv) })
+        {
+            double best = 0;
+            for (int i = 0; i < 3; i++) best = Math.Max(best, LlmPress.Evaluation.SpeedBenchmark.MeasureDecode(model, 32, 64));
+            Console.WriteLine($"decode {name} {threads}T: {best:F1} tokens/s ({1000 / best:F2} ms/token)");
+        }
+        var x = new float[576];
+        var y = new float[1536];
+        foreach (var (name, layer) in new[] { ("bf16", bf16.Layers[0].UpProj), ("int4", int4.Layers[0].UpProj), ("nvfp4", nv.Layers[0].UpProj) })
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            int calls = 0;
+            double bestUs = double.MaxValue;
+            while (clock.Elapsed.TotalSeconds < 1)
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                for (int i = 0; i < 100; i++) layer.Forward(x, 1, y);
+                bestUs = Math.Min(bestUs, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / 100);
+                calls += 100;
+            }
+            Console.WriteLine($"  up_proj GEMV {name} {threads}T: {bestUs:F1} µs/call ({layer.WeightBytes / bestUs / 1e3:F1} GB/s)");
+        }
+    }
+    return 0;
+}
 if (what == "tune")
 {
     Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));
