@@ -115,7 +115,7 @@ public sealed class GgufFile : IDisposable
     public string? GetString(string key)
     {
         if (!Metadata.TryGetValue(key, out var v)) return null;
-        return v.AsString() ?? throw new InvalidDataException($"{Path}: metadata '{key}' is {v.Type}, expected a string.");
+        return v.AsString() ?? throw new InvalidDataException($"{Path}: metadata '{Show(key)}' is {v.Type}, expected a string.");
     }
 
     /// <summary>A metadata integer of any width, or null when the key is absent.</summary>
@@ -123,21 +123,21 @@ public sealed class GgufFile : IDisposable
     public long? GetInteger(string key)
     {
         if (!Metadata.TryGetValue(key, out var v)) return null;
-        return v.AsInteger() ?? throw new InvalidDataException($"{Path}: metadata '{key}' is {v.Type}, expected an integer.");
+        return v.AsInteger() ?? throw new InvalidDataException($"{Path}: metadata '{Show(key)}' is {v.Type}, expected an integer.");
     }
 
     /// <summary>A metadata number (float or integer), or null when the key is absent.</summary>
     public double? GetDouble(string key)
     {
         if (!Metadata.TryGetValue(key, out var v)) return null;
-        return v.AsDouble() ?? throw new InvalidDataException($"{Path}: metadata '{key}' is {v.Type}, expected a number.");
+        return v.AsDouble() ?? throw new InvalidDataException($"{Path}: metadata '{Show(key)}' is {v.Type}, expected a number.");
     }
 
     /// <summary>A metadata bool, or null when the key is absent.</summary>
     public bool? GetBool(string key)
     {
         if (!Metadata.TryGetValue(key, out var v)) return null;
-        return v.Value is bool b ? b : throw new InvalidDataException($"{Path}: metadata '{key}' is {v.Type}, expected a bool.");
+        return v.Value is bool b ? b : throw new InvalidDataException($"{Path}: metadata '{Show(key)}' is {v.Type}, expected a bool.");
     }
 
     /// <summary>A metadata array of <typeparamref name="T"/> (e.g. string[], float[], int[]), or null when the key is absent.</summary>
@@ -358,12 +358,14 @@ public sealed class GgufFile : IDisposable
         private void Fail(long at, string field, string problem) =>
             throw new InvalidDataException($"{path}: {field} (byte {at}) {problem}.");
 
-        private static string Show(string text)
-        {
-            var s = new StringBuilder();
-            foreach (char c in text.Length > 80 ? text[..80] : text) s.Append(c < ' ' ? $"\\u{(int)c:x4}" : c);
-            if (text.Length > 80) s.Append("...");
-            return s.ToString();
-        }
+    }
+
+    /// <summary>Text from a file as it may appear in a one-line message: control characters escaped, long text cut.</summary>
+    internal static string Show(string text)
+    {
+        var s = new StringBuilder();
+        foreach (char c in text.Length > 80 ? text[..80] : text) s.Append(c < ' ' ? $"\\u{(int)c:x4}" : c);
+        if (text.Length > 80) s.Append("...");
+        return s.ToString();
     }
 }

@@ -96,7 +96,7 @@ public static class GgufModelMetadata
         string arch = file.GetString("general.architecture")
             ?? throw new InvalidDataException($"{file.Path}: no general.architecture; not a model GGUF.");
         if (arch is not ("llama" or "qwen2"))
-            throw new InvalidDataException($"{file.Path}: general.architecture '{arch}' is not supported (supported: llama, qwen2).");
+            throw new InvalidDataException($"{file.Path}: general.architecture '{GgufFile.Show(arch)}' is not supported (supported: llama, qwen2).");
         int Required(string key)
         {
             long v = file.GetInteger($"{arch}.{key}") ?? throw new InvalidDataException($"{file.Path}: metadata '{arch}.{key}' is missing.");
@@ -113,6 +113,15 @@ public static class GgufModelMetadata
         int vocab = file.Metadata.ContainsKey($"{arch}.vocab_size") ? Required("vocab_size")
             : file.TryGetTensor(GgufTensorNames.Embedding, out var embd) && embd.Shape.Length == 2 && embd.Shape[0] <= int.MaxValue ? (int)embd.Shape[0]
             : throw new InvalidDataException($"{file.Path}: no {arch}.vocab_size and no 2-D {GgufTensorNames.Embedding}.");
+        int layers = Required("block_count");
+        int intermediate = Required("feed_forward_length");
+        // The metadata must agree with the tensors before anything is sized from it (a corrupt count must not allocate).
+        RequireShape(file, GgufTensorNames.Embedding, vocab, hidden);
+        RequireShape(file, "blk.0.attn_q.weight", (long)heads * headDim, hidden);
+        RequireShape(file, "blk.0.attn_k.weight", (long)kvHeads * headDim, hidden);
+        RequireShape(file, "blk.0.ffn_up.weight", intermediate, hidden);
+        if (layers > file.Tensors.Count / 9)
+            throw new InvalidDataException($"{file.Path}: {arch}.block_count is {layers} but the file has only {file.Tensors.Count} tensors (each layer needs 9).");
         bool qwen = arch == "qwen2";
         bool qBias = file.TryGetTensor("blk.0.attn_q.bias", out _);
         bool oBias = file.TryGetTensor("blk.0.attn_output.bias", out _);
@@ -123,8 +132,8 @@ public static class GgufModelMetadata
         {
             ModelType = arch,
             HiddenSize = hidden,
-            IntermediateSize = Required("feed_forward_length"),
-            LayerCount = Required("block_count"),
+            IntermediateSize = intermediate,
+            LayerCount = layers,
             HeadCount = heads,
             KvHeadCount = kvHeads,
             HeadDim = headDim,
@@ -160,8 +169,15 @@ public static class GgufModelMetadata
                 double factor = Decimal(file.GetDouble($"{arch}.rope.scaling.factor")) ?? throw new InvalidDataException($"{file.Path}: linear RoPE scaling without {arch}.rope.scaling.factor.");
                 return new RopeScaling(RopeScalingType.Linear, factor);
             default:
-                throw new InvalidDataException($"{file.Path}: {arch}.rope.scaling.type '{type}' is not supported (supported: none, linear).");
+                throw new InvalidDataException($"{file.Path}: {arch}.rope.scaling.type '{GgufFile.Show(type)}' is not supported (supported: none, linear).");
         }
+    }
+
+    private static void RequireShape(GgufFile file, string name, long rows, long cols)
+    {
+        var info = file.GetTensor(name);
+        if (info.Shape is not [long r, long c] || r != rows || c != cols)
+            throw new InvalidDataException($"{file.Path}: tensor '{name}' has shape {info.ShapeText} but the metadata implies [{rows}, {cols}].");
     }
 
     /// <summary>

@@ -59,7 +59,7 @@ public static class GgufTokenizer
                     WriteSentencePiece(w, file, tokens, types, Token("tokenizer.ggml.unknown_token_id"));
                     break;
                 default:
-                    throw new InvalidDataException($"{file.Path}: tokenizer.ggml.model '{model}' is not supported (supported: gpt2, llama).");
+                    throw new InvalidDataException($"{file.Path}: tokenizer.ggml.model '{GgufFile.Show(model)}' is not supported (supported: gpt2, llama).");
             }
             w.WriteEndObject();
         }
@@ -107,7 +107,7 @@ public static class GgufTokenizer
                 WriteByteLevelObject(w, useRegex: true);
                 break;
             default:
-                throw new InvalidDataException($"{file.Path}: tokenizer.ggml.pre '{pre}' is not supported (supported: llama-bpe, qwen2, smollm, gpt-2, default).");
+                throw new InvalidDataException($"{file.Path}: tokenizer.ggml.pre '{GgufFile.Show(pre)}' is not supported (supported: llama-bpe, qwen2, smollm, gpt-2, default).");
         }
         w.WriteNull("post_processor");
         w.WritePropertyName("decoder");
