@@ -53,7 +53,13 @@ public static class GgufExporter
         var metadata = GgufModelMetadata.Create(config, Path.GetFileName(Path.GetFullPath(modelDirectory).TrimEnd(Path.DirectorySeparatorChar)), FileType(plans));
         if (File.Exists(tokenizerFile)) metadata.AddRange(GgufTokenizerMetadata.Create(tokenizerFile, config.VocabSize, warnings));
         else if (options.TokenizerPath is not null) throw new FileNotFoundException($"{tokenizerFile}: tokenizer not found.", tokenizerFile);
-        else warnings.Add($"{modelDirectory} has no tokenizer.json: the GGUF has no tokenizer.ggml.* metadata, so llama.cpp cannot load it.");
+        else
+        {
+            warnings.Add($"{modelDirectory} has no tokenizer.json: the GGUF has no tokenizer.ggml.* vocabulary, so llama.cpp cannot load it.");
+            // Still record config.json's special ids, so a GGUF-loaded model knows its BOS/EOS.
+            if (config.BosTokenId is int bos) metadata.Add(new("tokenizer.ggml.bos_token_id", GgufValue.UInt32((uint)bos)));
+            if (config.EosTokenIds is [int eos, ..]) metadata.Add(new("tokenizer.ggml.eos_token_id", GgufValue.UInt32((uint)eos)));
+        }
 
         var tensors = plans.ConvertAll(p => new GgufTensorToWrite(p.Report.Name, p.Report.Type, p.Report.Shape, () => p.Encode()));
         string fullOutput = Path.GetFullPath(outputPath);

@@ -222,7 +222,7 @@ public sealed class GgufFile : IDisposable
                 if (rowBytes != 0 && rows > long.MaxValue / rowBytes) Fail(_pos - 4, field, "has more bytes than fit in 64 bits");
                 ulong offset = ReadUInt64(field + " offset");
                 if (offset % (ulong)alignment != 0) Fail(_pos - 8, field, $"offset {offset} is not a multiple of the alignment {alignment}");
-                if (offset > (ulong)file.Length) Fail(_pos - 8, field, $"offset {offset} points past the end of the file ({file.Length} bytes)");
+                if (offset > (ulong)file.Length) Fail(_pos - 8, field, $"offset {offset} points past the end of the file ({file.Length} bytes); the file is truncated or corrupt");
                 var shape = new long[dims];
                 for (int d = 0; d < dims; d++) shape[d] = ne[dims - 1 - d];
                 raw[i] = (name, type, shape, (long)offset, rows * rowBytes, at);
