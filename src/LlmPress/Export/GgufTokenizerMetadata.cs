@@ -148,12 +148,29 @@ public static class GgufTokenizerMetadata
     private static string PreTokenizerName(JsonElement root)
     {
         if (!root.TryGetProperty("pre_tokenizer", out var pre) || pre.ValueKind != JsonValueKind.Object) return "default";
-        string text = pre.GetRawText();
-        if (text.Contains(JsonEncodedText.Encode(KnownPatternMatcher.Llama3Pattern).ToString(), StringComparison.Ordinal)) return "llama-bpe";
-        if (text.Contains(JsonEncodedText.Encode(KnownPatternMatcher.QwenPattern).ToString(), StringComparison.Ordinal)) return "qwen2";
+        var patterns = new List<string>();
+        CollectRegexes(pre, patterns);
+        if (patterns.Contains(KnownPatternMatcher.Llama3Pattern)) return "llama-bpe";
+        if (patterns.Contains(KnownPatternMatcher.QwenPattern)) return "qwen2";
         if (ContainsType(root, "pre_tokenizer", "Digits")) return "smollm";
         if (pre.TryGetProperty("type", out var t) && t.GetString() == "ByteLevel") return "gpt-2";
         return "default";
+    }
+
+    private static void CollectRegexes(JsonElement e, List<string> patterns)
+    {
+        if (e.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var p in e.EnumerateObject())
+            {
+                if (p.Name == "Regex" && p.Value.ValueKind == JsonValueKind.String) patterns.Add(p.Value.GetString()!);
+                else CollectRegexes(p.Value, patterns);
+            }
+        }
+        else if (e.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var x in e.EnumerateArray()) CollectRegexes(x, patterns);
+        }
     }
 
     private static bool ContainsType(JsonElement root, string section, string type) =>
