@@ -1,4 +1,4 @@
-using System.Buffers.Binary;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using LlmPress.Numerics;
 
@@ -9,7 +9,7 @@ namespace LlmPress.Gguf;
 /// (each row of a ggml tensor is whole blocks). Rows run in parallel; every row is computed by the same scalar code, so
 /// the bytes do not depend on the thread count.
 /// </summary>
-public static class GgmlCodec
+public static unsafe class GgmlCodec
 {
     /// <summary>Encodes [rows, cols] as <paramref name="type"/>: F16 and BF16 round to nearest even, the block types follow ggml's reference quantizers.</summary>
     /// <exception cref="ArgumentException">cols is not a multiple of the type's block size, or the length is wrong.</exception>
@@ -17,30 +17,32 @@ public static class GgmlCodec
     {
         long rowBytes = CheckGeometry(type, values.Length, rows, cols);
         var result = new byte[rows * rowBytes];
-        switch (type)
+        if (type == GgmlType.F32)
         {
-            case GgmlType.F32:
-                MemoryMarshal.AsBytes(values).CopyTo(result);
-                return result;
-            case GgmlType.F16:
-                for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteHalfLittleEndian(result.AsSpan(2 * i), (Half)values[i]);
-                return result;
-            case GgmlType.BF16:
-                for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(result.AsSpan(2 * i), FloatConversion.SingleToBFloat16(values[i]));
-                return result;
+            MemoryMarshal.AsBytes(values).CopyTo(result);
+            return result;
         }
-        var source = values.ToArray();
-        Parallel.For(0, rows, Parallelism.Options, r =>
+        fixed (float* source = values)
+        fixed (byte* target = result)
         {
-            var x = source.AsSpan(r * cols, cols);
-            var dst = result.AsSpan((int)(r * rowBytes), (int)rowBytes);
-            switch (type)
+            nint x = (nint)source, y = (nint)target;
+            Parallel.For(0, rows, Parallelism.Options, r =>
             {
-                case GgmlType.Q8_0: GgmlQ8_0.QuantizeRow(x, dst); break;
-                case GgmlType.Q4_0: GgmlQ4_0.QuantizeRow(x, dst); break;
-                default: GgmlMxfp4.QuantizeRow(x, dst); break;
-            }
-        });
+                var row = new ReadOnlySpan<float>((float*)x + (long)r * cols, cols);
+                var dst = new Span<byte>((byte*)y + r * rowBytes, (int)rowBytes);
+                switch (type)
+                {
+                    case GgmlType.F16: TensorPrimitives.ConvertToHalf(row, MemoryMarshal.Cast<byte, Half>(dst)); break;
+                    case GgmlType.BF16:
+                        var bf16 = MemoryMarshal.Cast<byte, ushort>(dst);
+                        for (int i = 0; i < row.Length; i++) bf16[i] = FloatConversion.SingleToBFloat16(row[i]);
+                        break;
+                    case GgmlType.Q8_0: GgmlQ8_0.QuantizeRow(row, dst); break;
+                    case GgmlType.Q4_0: GgmlQ4_0.QuantizeRow(row, dst); break;
+                    default: GgmlMxfp4.QuantizeRow(row, dst); break;
+                }
+            });
+        }
         return result;
     }
 
@@ -50,28 +52,28 @@ public static class GgmlCodec
         long rowBytes = CheckGeometry(type, destination.Length, rows, cols);
         if (data.Length != rows * rowBytes)
             throw new ArgumentException($"{GgmlTypeInfo.Name(type)} [{rows}, {cols}] needs {rows * rowBytes} bytes, got {data.Length}.", nameof(data));
-        switch (type)
+        if (type == GgmlType.F32)
         {
-            case GgmlType.F32:
-                data.CopyTo(MemoryMarshal.AsBytes(destination));
-                return;
-            case GgmlType.F16:
-                FloatConversion.ToSingle(DType.F16, data, destination);
-                return;
-            case GgmlType.BF16:
-                FloatConversion.ToSingle(DType.BF16, data, destination);
-                return;
+            data.CopyTo(MemoryMarshal.AsBytes(destination));
+            return;
         }
-        for (int r = 0; r < rows; r++)
+        fixed (byte* source = data)
+        fixed (float* target = destination)
         {
-            var src = data.Slice((int)(r * rowBytes), (int)rowBytes);
-            var y = destination.Slice(r * cols, cols);
-            switch (type)
+            nint x = (nint)source, y = (nint)target;
+            Parallel.For(0, rows, Parallelism.Options, r =>
             {
-                case GgmlType.Q8_0: GgmlQ8_0.DequantizeRow(src, y); break;
-                case GgmlType.Q4_0: GgmlQ4_0.DequantizeRow(src, y); break;
-                default: GgmlMxfp4.DequantizeRow(src, y); break;
-            }
+                var src = new ReadOnlySpan<byte>((byte*)x + r * rowBytes, (int)rowBytes);
+                var row = new Span<float>((float*)y + (long)r * cols, cols);
+                switch (type)
+                {
+                    case GgmlType.F16: TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(src), row); break;
+                    case GgmlType.BF16: FloatConversion.ToSingle(DType.BF16, src, row); break;
+                    case GgmlType.Q8_0: GgmlQ8_0.DequantizeRow(src, row); break;
+                    case GgmlType.Q4_0: GgmlQ4_0.DequantizeRow(src, row); break;
+                    default: GgmlMxfp4.DequantizeRow(src, row); break;
+                }
+            });
         }
     }
 

@@ -39,7 +39,35 @@ public static class GgmlMxfp4
         }
     }
 
-    private static int BestIndex(float x, float d)
+    /// <summary>
+    /// ggml's best_index_mxfp4 with the same result and half the work: for x ≥ 0 (−0 included) a negative candidate's
+    /// error m·d + x is never below index 0's |x|, and for x &lt; 0 neither is a positive one's, so only index 0 and the
+    /// candidates of x's sign are tried; along them the (monotonically rounded) errors fall then rise, so the scan stops
+    /// at the first increase. Ties keep the earlier index, as ggml's strict &lt; does.
+    /// </summary>
+    internal static int BestIndex(float x, float d)
+    {
+        int best = 0;
+        float bestError = MathF.Abs(x);
+        int first = x >= 0f || float.IsNaN(x) ? 1 : 9;
+        for (int i = first; i < first + 7; i++)
+        {
+            float error = MathF.Abs(s_kvalues[i] * d - x);
+            if (error < bestError)
+            {
+                best = i;
+                bestError = error;
+            }
+            else if (error > bestError)
+            {
+                break;
+            }
+        }
+        return best;
+    }
+
+    /// <summary>ggml's best_index_mxfp4 literally: the first of the 16 codes with the smallest |kvalues[q]·d − x|.</summary>
+    internal static int BestIndexReference(float x, float d)
     {
         int best = 0;
         float bestError = MathF.Abs(s_kvalues[0] * d - x);

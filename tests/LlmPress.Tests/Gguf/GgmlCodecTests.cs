@@ -182,3 +182,33 @@ public sealed class GgmlCodecTests
         Assert.Equal(Array.ConvertAll(data, b => (float)b), back);
     }
 }
+
+/// <summary>The pruned MXFP4 element search against ggml's literal 16-candidate scan.</summary>
+public sealed class GgmlMxfp4SearchTests
+{
+    [Fact]
+    public void PrunedSearchEqualsTheLiteralScan()
+    {
+        var rng = new Random(3);
+        var scales = new[] { GgmlMxfp4.HalfScale(0), GgmlMxfp4.HalfScale(1), GgmlMxfp4.HalfScale(100), GgmlMxfp4.HalfScale(127), GgmlMxfp4.HalfScale(128), GgmlMxfp4.HalfScale(200) };
+        ReadOnlySpan<int> kvalues = [0, 1, 2, 3, 4, 6, 8, 12];
+        foreach (float d in scales)
+        {
+            // Every grid point, every midpoint (the ties), their float neighbours, and random values around the range.
+            var xs = new List<float> { 0f, -0f, float.Epsilon, -float.Epsilon };
+            for (int i = 0; i < kvalues.Length; i++)
+            {
+                float v = kvalues[i] * d;
+                xs.AddRange([v, -v, MathF.BitIncrement(v), MathF.BitDecrement(v), -MathF.BitIncrement(v)]);
+                if (i + 1 < kvalues.Length)
+                {
+                    float mid = (kvalues[i] + kvalues[i + 1]) * 0.5f * d;
+                    xs.AddRange([mid, -mid, MathF.BitIncrement(mid), MathF.BitDecrement(mid), -MathF.BitIncrement(mid), -MathF.BitDecrement(mid)]);
+                }
+            }
+            for (int i = 0; i < 20000; i++) xs.Add((float)(rng.NextDouble() * 30 - 15) * d);
+            foreach (float x in xs)
+                Assert.True(GgmlMxfp4.BestIndexReference(x, d) == GgmlMxfp4.BestIndex(x, d), $"x = {x:R}, d = {d:R}");
+        }
+    }
+}
