@@ -121,8 +121,8 @@ public static class GgufExporter
         Plan Vector(string name, string source, int length, int permuteHead = 0)
         {
             var info = store.GetInfo(source);
-            string detail = $"{info.DType} → f32";
-            return new Plan(new GgufTensorReport(name, source, GgmlType.F32, [length], info.DType == DType.F32 ? GgufTensorMapping.Lossless : GgufTensorMapping.Lossless, detail),
+            string detail = $"{info.DType} → f32"; // norms and biases stay F32 as llama.cpp expects: always lossless
+            return new Plan(new GgufTensorReport(name, source, GgmlType.F32, [length], GgufTensorMapping.Lossless, detail),
                 () =>
                 {
                     float[] v = store.ReadFloats(source, length);
