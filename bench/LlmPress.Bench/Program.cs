@@ -2,6 +2,7 @@ using LlmPress.Numerics;
 
 // Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
 //        ... -- gguf [rows] [cols] [threads]                 (ggml codec throughput)
+//        ... -- gguf-export [f16 q8_0 ...]                   (export + verify + load of a random 135M checkpoint)
 //        ... -- peak [rounds]                               (one core's FP32 FMA ceiling)
 //        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
@@ -11,6 +12,11 @@ string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
 {
     BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(LlmPress.Bench.GemmBenchmarks).Assembly).Run(args[1..]);
+    return 0;
+}
+if (what == "gguf-export")
+{
+    LlmPress.Bench.GgufExportBench.Run(args[1..]);
     return 0;
 }
 if (what == "gguf")
