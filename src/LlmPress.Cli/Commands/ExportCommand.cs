@@ -82,7 +82,7 @@ internal static class ExportCommand
             string shown = names.Count <= 3 ? string.Join(", ", names) : $"{names.Count} tensors ({names[0]}, ...)";
             rows.Add((group.Key.Mapping.ToString().ToLowerInvariant(), $"{group.Key.Detail}: {shown}"));
         }
-        rows.Add(("verified", report.Verified ? "read back: every tensor re-encoded byte for byte; exact and lossless ones decode bit-identically" : "no (--no-verify)"));
+        rows.Add(("verified", report.Verified ? "read back: every tensor byte-identical to a fresh encoding; exact and lossless ones decode bit-identically to the source, converted ones within their type's rounding bound" : "no (--no-verify)"));
         rows.Add(("written", $"{report.Path} ({Format.Bytes(report.Bytes)}, {Format.Number(report.Seconds, "0.00")} s)"));
         console.WriteTable($"GGUF {report.Architecture}, {report.Tensors.Count} tensors", rows);
         return 0;

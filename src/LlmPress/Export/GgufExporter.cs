@@ -28,6 +28,7 @@ namespace LlmPress.Export;
 public static class GgufExporter
 {
     private sealed record Plan(GgufTensorReport Report, Func<byte[]> Encode, Action<GgufFile, GgufTensorInfo>? CheckValues);
+    // CheckValues: null only for rope_freqs (computed here, nothing to compare with but the bytes).
 
     /// <summary>Exports <paramref name="modelDirectory"/> to <paramref name="outputPath"/>.</summary>
     /// <param name="progress">Called after each tensor written, with (done, total).</param>
@@ -153,9 +154,9 @@ public static class GgufExporter
                 byte[] bytes = GgmlCodec.Encode(type, Values(), rows, cols);
                 return permuteHead > 0 ? QkPermutation.ToGguf(bytes, rows, permuteHead) : bytes;
             }
-            Action<GgufFile, GgufTensorInfo>? check = lossless
+            Action<GgufFile, GgufTensorInfo> check = lossless
                 ? (file, written) => CheckBitIdentical(file, written, Values(), rows, cols, permuteHead, allowSignedZero: false)
-                : null;
+                : (file, written) => CheckWithinBound(file, written, Values(), rows, cols, permuteHead);
             return new Plan(new GgufTensorReport(name, source, type, [rows, cols], mapping, detail), Encode, check);
         }
 
@@ -189,7 +190,9 @@ public static class GgufExporter
                 return permuteHead > 0 ? QkPermutation.ToGguf(bytes, rows, permuteHead) : bytes;
             }
             return new Plan(new GgufTensorReport(name, source, type, [rows, cols], GgufTensorMapping.Requantized, detail), EncodeConverted,
-                lossless ? (file, written) => CheckBitIdentical(file, written, quantized.ReadPacked(store, module, rows, cols).Dequantize(), rows, cols, permuteHead, false) : null);
+                lossless
+                    ? (file, written) => CheckBitIdentical(file, written, quantized.ReadPacked(store, module, rows, cols).Dequantize(), rows, cols, permuteHead, false)
+                    : (file, written) => CheckWithinBound(file, written, quantized.ReadPacked(store, module, rows, cols).Dequantize(), rows, cols, permuteHead));
         }
     }
 
@@ -265,8 +268,9 @@ public static class GgufExporter
 
     /// <summary>
     /// Reads the file back: every tensor present with its planned type and shape and the planned bytes, the architecture
-    /// metadata giving back the same configuration, and exact / lossless tensors decoding (ggml's dequantization, q/k
-    /// rows put back) bit for bit to the source values.
+    /// metadata giving back the same configuration, exact / lossless tensors decoding (ggml's dequantization, q/k rows
+    /// put back) bit for bit to the source values, and converted ones within their type's rounding bound of the source
+    /// (<see cref="GgmlRoundingBound"/>), which checks the encoder, the nibble order and the permutation independently.
     /// </summary>
     private static void Verify(string path, ModelConfig config, List<Plan> plans)
     {
@@ -287,6 +291,16 @@ public static class GgufExporter
                 throw new InvalidDataException($"{path}: verification failed: tensor '{r.Name}' bytes differ from a fresh encoding of {r.Source}.");
             plan.CheckValues?.Invoke(file, info);
         }
+    }
+
+    // The tensor decoded as ggml does, rows put back into HF order, is within the type's rounding bound of `expected`
+    // (GgmlRoundingBound): checks a converted tensor against its source without trusting the encoder.
+    private static void CheckWithinBound(GgufFile file, GgufTensorInfo info, float[] expected, int rows, int cols, int permuteHead)
+    {
+        var values = GgmlCodec.Decode(info.Type, file.GetData(info).Span, rows, cols);
+        if (permuteHead > 0) values = QkPermutation.ToHuggingFace(values, rows, cols, permuteHead);
+        if (GgmlRoundingBound.FirstViolation(info.Type, values, expected, cols) is string violation)
+            throw new InvalidDataException($"{file.Path}: verification failed: tensor '{info.Name}' element {violation}: farther from the source than {GgmlTypeInfo.Name(info.Type)} rounding allows.");
     }
 
     // The tensor decoded as ggml does, rows put back into HF order, equals `expected` bit for bit (+0 = −0 where ggml

@@ -212,3 +212,30 @@ public sealed class GgmlMxfp4SearchTests
         }
     }
 }
+
+/// <summary>The verifier's rounding bounds: every encoding respects them, and a corrupted block breaks them.</summary>
+public sealed class GgmlRoundingBoundTests
+{
+    [Theory]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.MXFP4)]
+    public void EncodingsStayWithinTheBoundAndCorruptionIsCaught(GgmlType type)
+    {
+        const int rows = 16, cols = 64;
+        var rng = new Random(9);
+        var x = new float[rows * cols];
+        // Gaussian-ish weights at several scales, including FP16-subnormal block scales (amax/127 < 2^−14).
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() - 0.5) * (i / cols % 4 == 0 ? 1e-4f : 0.05f * (1 + i % 3));
+        byte[] data = GgmlCodec.Encode(type, x, rows, cols);
+        Assert.Null(GgmlRoundingBound.FirstViolation(type, GgmlCodec.Decode(type, data, rows, cols), x, cols));
+        // Swapping two rows' data (as a wrong q/k permutation would) is caught.
+        int rowBytes = data.Length / rows;
+        byte[] swapped = (byte[])data.Clone();
+        data.AsSpan(2 * rowBytes, rowBytes).CopyTo(swapped.AsSpan(3 * rowBytes));
+        data.AsSpan(3 * rowBytes, rowBytes).CopyTo(swapped.AsSpan(2 * rowBytes));
+        Assert.NotNull(GgmlRoundingBound.FirstViolation(type, GgmlCodec.Decode(type, swapped, rows, cols), x, cols));
+    }
+}
