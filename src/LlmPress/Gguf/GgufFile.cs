@@ -162,7 +162,9 @@ public sealed class GgufFile : IDisposable
                 Fail(0, "magic", $"starts with 0x{magic:x8}, not \"GGUF\" (0x{Magic:x8}); this is not a GGUF file");
             uint version = ReadUInt32("version");
             if (version is not (2 or 3))
-                Fail(4, "version", $"is {version}; LlmPress reads GGUF versions 2 and 3");
+                Fail(4, "version", BinaryPrimitives.ReverseEndianness(version) is 2 or 3
+                    ? $"is {BinaryPrimitives.ReverseEndianness(version)} big-endian; LlmPress reads little-endian GGUF only"
+                    : $"is {version}; LlmPress reads GGUF versions 2 and 3");
             long tensorCount = ReadCount("tensor_count", minBytesEach: 8 + 4 + 8 + 4 + 8);
             long kvCount = ReadCount("metadata_kv_count", minBytesEach: 8 + 4 + 1);
 

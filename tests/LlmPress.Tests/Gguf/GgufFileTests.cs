@@ -106,6 +106,9 @@ public sealed class GgufFileTests : IDisposable
             BitConverter.TryWriteBytes(bytes.AsSpan(4), version);
             AssertRejected(bytes, "version", $"is {version}");
         }
+        bytes = GgufBytes.Valid();
+        BitConverter.TryWriteBytes(bytes.AsSpan(4), 0x03000000u);
+        AssertRejected(bytes, "version", "big-endian");
     }
 
     [Fact]
