@@ -122,6 +122,7 @@ public static class GgufModelMetadata
         RequireShape(file, "blk.0.ffn_up.weight", intermediate, hidden);
         if (layers > file.Tensors.Count / 9)
             throw new InvalidDataException($"{file.Path}: {arch}.block_count is {layers} but the file has only {file.Tensors.Count} tensors (each layer needs 9).");
+        double theta = Decimal(file.GetDouble($"{arch}.rope.freq_base")) ?? 10000;
         bool qwen = arch == "qwen2";
         bool qBias = file.TryGetTensor("blk.0.attn_q.bias", out _);
         bool oBias = file.TryGetTensor("blk.0.attn_output.bias", out _);
@@ -140,8 +141,8 @@ public static class GgufModelMetadata
             VocabSize = vocab,
             MaxPositions = file.Metadata.ContainsKey($"{arch}.context_length") ? Required("context_length") : 2048,
             RmsNormEps = Decimal(file.GetDouble($"{arch}.attention.layer_norm_rms_epsilon")) ?? 1e-6,
-            RopeTheta = Decimal(file.GetDouble($"{arch}.rope.freq_base")) ?? 10000,
-            RopeScaling = ReadRopeScaling(file, arch),
+            RopeTheta = theta,
+            RopeScaling = ReadRopeScaling(file, arch, headDim, theta),
             TieWordEmbeddings = !file.TryGetTensor(GgufTensorNames.Output, out _),
             QkvBias = qBias,
             OutputBias = !qwen && oBias,
@@ -150,7 +151,7 @@ public static class GgufModelMetadata
         };
     }
 
-    private static RopeScaling ReadRopeScaling(GgufFile file, string arch)
+    private static RopeScaling ReadRopeScaling(GgufFile file, string arch, int headDim, double theta)
     {
         if (file.GetString(LlmPressRope + "type") == "llama3")
         {
@@ -158,8 +159,8 @@ public static class GgufModelMetadata
                 ?? throw new InvalidDataException($"{file.Path}: metadata '{LlmPressRope}{key}' is missing.");
             return new RopeScaling(RopeScalingType.Llama3, Get("factor"), Get("low_freq_factor"), Get("high_freq_factor"), (int)Get("original_max_position_embeddings"));
         }
-        if (file.TryGetTensor(GgufTensorNames.RopeFreqs, out _))
-            throw new InvalidDataException($"{file.Path}: has {GgufTensorNames.RopeFreqs} (Llama 3.1 RoPE scaling) without the LlmPress keys giving its parameters; LlmPress cannot rebuild the scaling from the factors alone.");
+        if (file.TryGetTensor(GgufTensorNames.RopeFreqs, out var freqs))
+            return MatchLlama3Factors(file, freqs, headDim, theta);
         string? type = file.GetString($"{arch}.rope.scaling.type");
         switch (type)
         {
@@ -171,6 +172,31 @@ public static class GgufModelMetadata
             default:
                 throw new InvalidDataException($"{file.Path}: {arch}.rope.scaling.type '{GgufFile.Show(type)}' is not supported (supported: none, linear).");
         }
+    }
+
+    /// <summary>
+    /// A GGUF from llama.cpp's converter stores Llama 3.1 scaling only as rope_freqs.weight. The parameters every
+    /// Llama 3.1 / 3.2 release uses (low_freq_factor 1, high_freq_factor 4, original context 8192, factor = the largest
+    /// factor) are accepted when they reproduce the stored factors (to 1e-5 relative); anything else is refused.
+    /// </summary>
+    private static RopeScaling MatchLlama3Factors(GgufFile file, GgufTensorInfo info, int headDim, double theta)
+    {
+        if (info.Shape is not [long n] || n != headDim / 2 || info.Type != GgmlType.F32)
+            throw new InvalidDataException($"{file.Path}: {GgufTensorNames.RopeFreqs} is {GgmlTypeInfo.Name(info.Type)} {info.ShapeText}, expected f32 [{headDim / 2}].");
+        var stored = GgmlCodec.Decode(GgmlType.F32, file.GetData(info).Span, 1, headDim / 2);
+        double factor = Decimal(stored[^1]) ?? 1;
+        var candidate = new RopeScaling(RopeScalingType.Llama3, factor, 1, 4, 8192);
+        var expected = RopeFrequencyFactors(new ModelConfig
+        {
+            ModelType = "llama", HiddenSize = 1, IntermediateSize = 1, LayerCount = 1, HeadCount = 1, KvHeadCount = 1,
+            HeadDim = headDim, VocabSize = 1, MaxPositions = 1, RopeTheta = theta, RopeScaling = candidate,
+        });
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs(expected[i] - stored[i]) <= 1e-5 * Math.Abs(expected[i])))
+                throw new InvalidDataException(
+                    $"{file.Path}: {GgufTensorNames.RopeFreqs} [{i}] = {stored[i]:R} does not match Llama 3.1 scaling with factor {factor:R}, low 1, high 4, " +
+                    $"original context 8192 ({expected[i]:R}); LlmPress cannot rebuild other RoPE scalings from the factors alone.");
+        return candidate;
     }
 
     private static void RequireShape(GgufFile file, string name, long rows, long cols)

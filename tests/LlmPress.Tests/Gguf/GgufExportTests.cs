@@ -77,6 +77,41 @@ public sealed class GgufExportTests : IDisposable
         Assert.False(file.TryGetTensor(GgufTensorNames.Output, out _) && c.TieWordEmbeddings);
     }
 
+    // A copy of a GGUF without LlmPress' own keys, as llama.cpp's converter would have written it.
+    private string WithoutLlmPressKeys(string path)
+    {
+        string copy = path + ".plain.gguf";
+        using var file = GgufFile.Open(path);
+        var metadata = file.MetadataKeys.Where(k => !k.StartsWith("llmpress.", StringComparison.Ordinal))
+            .Select(k => new KeyValuePair<string, GgufValue>(k, file.Metadata[k])).ToList();
+        var tensors = file.Tensors.Select(t => new GgufTensorToWrite(t.Name, t.Type, t.Shape, () => file.GetData(t))).ToList();
+        GgufWriter.Write(copy, metadata, tensors);
+        return copy;
+    }
+
+    [Fact]
+    public void Llama3ScalingIsRecognisedFromRopeFreqsAlone()
+    {
+        // tiny-llama3 with the parameters every Llama 3.1 release uses: the factors alone identify them.
+        string model = CliRunner.CopyModel(_temp, "tiny-llama3");
+        string config = Path.Combine(model, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"original_max_position_embeddings\": 16", "\"original_max_position_embeddings\": 8192"));
+        using var original = LlamaModel.Load(model);
+        Assert.Equal(8192, original.Config.RopeScaling.OriginalMaxPositions);
+        string path = _temp.File("l3.gguf");
+        GgufExporter.Export(model, path, new GgufExportOptions { Type = GgmlType.F32 });
+        using var loaded = GgufModelLoader.Load(WithoutLlmPressKeys(path));
+        Assert.Equal(original.Config.RopeScaling, loaded.Config.RopeScaling);
+        AssertSameLogits(original, loaded, GoldenLogitsTests.ReadGolden("tiny-llama3").Ids);
+
+        // The shared tiny-llama3 uses an original context of 16: not recoverable from the factors, so refused clearly.
+        string odd = _temp.File("odd.gguf");
+        GgufExporter.Export(SharedData.Require("models", "tiny-llama3"), odd, new GgufExportOptions { Type = GgmlType.F32 });
+        string plain = WithoutLlmPressKeys(odd);
+        var e = Assert.Throws<InvalidDataException>(() => GgufModelLoader.Load(plain).Dispose());
+        Assert.Contains("rope_freqs.weight", e.Message);
+    }
+
     [Fact]
     public void TokenizerRebuiltFromMetadataGivesTheSameIds()
     {
