@@ -36,6 +36,16 @@ public static class QkPermutation
         return result;
     }
 
+    /// <summary>GGUF order → HF order, for rows of raw bytes (whole rows of any type).</summary>
+    public static byte[] ToHuggingFace(ReadOnlySpan<byte> data, int rows, int headDim)
+    {
+        int rowBytes = Check(data.Length, rows, headDim);
+        var result = new byte[data.Length];
+        for (int r = 0; r < rows; r++)
+            data.Slice(r * rowBytes, rowBytes).CopyTo(result.AsSpan(SourceRow(r, headDim) * rowBytes, rowBytes));
+        return result;
+    }
+
     private static int Check(int length, int rows, int headDim)
     {
         if (rows <= 0 || headDim <= 0 || headDim % 2 != 0 || rows % headDim != 0 || length % rows != 0)
