@@ -1,6 +1,8 @@
 using LlmPress.Numerics;
 
 // Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
+//        ... -- gguf [rows] [cols] [threads]                 (ggml codec throughput)
+//        ... -- gguf-export [f16 q8_0 ...]                   (export + verify + load of a random 135M checkpoint)
 //        ... -- peak [rounds]                               (one core's FP32 FMA ceiling)
 //        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
@@ -10,6 +12,17 @@ string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
 {
     BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(LlmPress.Bench.GemmBenchmarks).Assembly).Run(args[1..]);
+    return 0;
+}
+if (what == "gguf-export")
+{
+    LlmPress.Bench.GgufExportBench.Run(args[1..]);
+    return 0;
+}
+if (what == "gguf")
+{
+    LlmPress.Bench.GgufCodecBench.Run(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 8192,
+        args.Length > 3 ? int.Parse(args[3]) : Environment.ProcessorCount);
     return 0;
 }
 if (what == "peak")

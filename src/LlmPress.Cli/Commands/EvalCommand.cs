@@ -8,7 +8,7 @@ internal static class EvalCommand
 {
     public static Command Create(CliConsole console)
     {
-        var model = new Argument<string>("model") { Description = "Model directory." };
+        var model = new Argument<string>("model") { Description = "Model directory, or a .gguf file (dequantized to FP32 on load; tokenizer rebuilt from its metadata)." };
         var data = new Option<string>("--data") { Description = "Text file, read as is (e.g. wikitext-2-raw/wiki.test.raw) and tokenized once with one BOS at the start.", Required = true };
         var seqLen = new Option<int?>("--seq-len") { Description = "Window length in tokens (default: the model's max positions, capped at 2048)." };
         var maxWindows = new Option<int?>("--max-windows") { Description = "Evaluate only the first K windows (default: all; the remainder that does not fill a window is dropped)." };

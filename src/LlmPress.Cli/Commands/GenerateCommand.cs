@@ -9,7 +9,7 @@ internal static class GenerateCommand
 {
     public static Command Create(CliConsole console)
     {
-        var model = new Argument<string>("model") { Description = "Model directory." };
+        var model = new Argument<string>("model") { Description = "Model directory, or a .gguf file (dequantized to FP32 on load; tokenizer rebuilt from its metadata)." };
         var prompt = new Option<string>("--prompt", "-p") { Description = "Text to continue (default: empty, so generation starts from BOS).", DefaultValueFactory = _ => "" };
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "New tokens to generate at most (default 256; stops earlier at end-of-sequence or a full context).", DefaultValueFactory = _ => 256 };
         var temperature = new Option<float>("--temperature", "-t") { Description = "Sampling temperature; 0 (default) is greedy and deterministic.", DefaultValueFactory = _ => 0f };

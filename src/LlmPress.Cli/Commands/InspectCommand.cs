@@ -11,7 +11,7 @@ internal static class InspectCommand
 {
     public static Command Create(CliConsole console)
     {
-        var model = new Argument<string>("model") { Description = "Model directory (Hugging Face layout: config.json + *.safetensors)." };
+        var model = new Argument<string>("model") { Description = "Model directory (Hugging Face layout: config.json + *.safetensors) or a .gguf file." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout." };
         var command = new Command("inspect", "Show a model's architecture, parameter count, tensor dtypes and size on disk.") { model, json };
         command.SetAction(parse => console.Guard(parse, () => Run(console, parse.GetValue(model)!, parse.GetValue(json))));
@@ -20,6 +20,7 @@ internal static class InspectCommand
 
     private static int Run(CliConsole console, string path, bool json)
     {
+        if (ModelSource.IsGguf(path)) return InspectGguf.Run(console, path, json);
         using var m = ModelSource.OpenModel(path);
         var c = m.Config;
         var store = m.Store!;

@@ -125,6 +125,7 @@ internal static class QuantizeCommand
         if (outputExists && !force && !dryRun)
             throw new CliException($"{outputPath}: output already exists; choose another -o directory or pass --force to replace it.");
 
+        if (ModelSource.IsGguf(modelPath)) throw new CliException($"{modelPath}: quantize reads safetensors checkpoints, not GGUF; pass the model directory.");
         using var model = ModelSource.OpenModel(modelPath);
         if (dryRun)
         {

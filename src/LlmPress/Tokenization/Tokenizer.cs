@@ -119,6 +119,9 @@ public sealed partial class Tokenizer
         return new Tokenizer(definition, config);
     }
 
+    /// <summary>A tokenizer from a definition built elsewhere (e.g. from GGUF metadata, see GgufTokenizer).</summary>
+    internal static Tokenizer Create(TokenizerDefinition definition, TokenizerConfig? config) => new(definition, config);
+
     /// <summary>Looks up a token string (an added token's content or a vocabulary entry).</summary>
     public bool TryGetTokenId(string token, out int id)
     {

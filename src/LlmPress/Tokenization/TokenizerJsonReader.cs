@@ -32,9 +32,11 @@ internal static class TokenizerJsonReader
         }
     }
 
-    public static TokenizerDefinition Read(string path)
+    public static TokenizerDefinition Read(string path) => Read(ReadWithoutBom(path), path);
+
+    /// <summary>Reads tokenizer.json content held in memory; <paramref name="path"/> names it in error messages.</summary>
+    public static TokenizerDefinition Read(byte[] bytes, string path)
     {
-        byte[] bytes = ReadWithoutBom(path);
         Layout layout;
         try
         {
