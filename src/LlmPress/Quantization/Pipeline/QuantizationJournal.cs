@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LlmPress.IO;
@@ -34,6 +35,7 @@ public sealed class QuantizationJournal
     private static readonly JsonSerializerOptions s_json = new()
     {
         WriteIndented = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // "8 × 128 tokens" stays readable
         // Doubles round-trip exactly (shortest round-trip form); errors may be NaN or ∞ for degenerate layers.
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
