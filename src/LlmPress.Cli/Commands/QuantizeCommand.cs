@@ -20,7 +20,7 @@ internal static class QuantizeCommand
     public static Command Create(CliConsole console)
     {
         var model = new Argument<string>("model") { Description = "Model directory." };
-        var output = new Option<string>("--output", "-o") { Description = "Directory to write (must not exist unless --force).", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "Directory to write (must not exist unless --force or --resume). While the run is in progress it holds only a journal of the finished layers (.llmpress-journal); the model appears when the run is complete.", Required = true };
         var method = new Option<string>("--method")
         {
             Description = "rtn: round to nearest (data-free). gptq: GPTQ with calibration Hessians (needs --calib). higgs: Hadamard rotation + HIGGS grid (data-free).",

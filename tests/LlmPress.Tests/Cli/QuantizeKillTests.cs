@@ -5,7 +5,8 @@ namespace LlmPress.Tests.Cli;
 
 /// <summary>
 /// The real thing: `llmpress quantize` in a child process, SIGKILLed (no cleanup of any kind runs) as soon as its
-/// journal shows some finished layers, then resumed — the output must equal an uninterrupted run's to the byte.
+/// journal shows some finished layers, resumed and stopped again with Ctrl+C (SIGINT), then resumed to the end — the
+/// output must equal an uninterrupted run's to the byte.
 /// </summary>
 public class QuantizeKillTests
 {
@@ -18,15 +19,15 @@ public class QuantizeKillTests
          "--calib", Text, "--calib-samples", "32", "--calib-seq-len", "256"];
 
     [Fact]
-    public void KilledTwiceAndResumedGivesTheUninterruptedBytes()
+    public void KilledThenInterruptedThenResumedGivesTheUninterruptedBytes()
     {
         using var dir = new TempDirectory();
         string reference = dir.File("reference"), output = dir.File("out");
         var run = CliRunner.Run(Args(reference));
         Assert.True(run.ExitCode == 0, run.Err);
 
-        int first = KillAfter(Args(output), output, layers: 1);
-        int second = KillAfter([.. Args(output), "--resume"], output, layers: Math.Min(first + 2, 4));
+        int first = StopAfter(Args(output), output, layers: 1, interrupt: false);
+        int second = StopAfter([.. Args(output), "--resume"], output, layers: Math.Min(first + 1, 4), interrupt: true);
         Assert.True(second >= first, $"the resumed run lost layers: {first} then {second}");
         Assert.True(first < 5 || second < 5, "neither kill landed before the end of the run");
 
@@ -37,10 +38,10 @@ public class QuantizeKillTests
         Assert.False(QuantizationJournal.Exists(output));
     }
 
-    // Starts the CLI, kills it (SIGKILL) once the journal manifest names `layers` finished layers, and returns how many
-    // layers the journal holds afterwards (it may have got further between the poll and the kill; 5 when the run got
-    // as far as writing the output, which removes the journal).
-    private static int KillAfter(string[] args, string output, int layers)
+    // Starts the CLI, kills it (SIGKILL) or interrupts it (SIGINT, as Ctrl+C does) once the journal manifest names
+    // `layers` finished layers, and returns how many layers the journal holds afterwards (it may have got further
+    // between the poll and the signal; 5 when the run got as far as writing the output, which removes the journal).
+    private static int StopAfter(string[] args, string output, int layers, bool interrupt)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {
@@ -63,8 +64,22 @@ public class QuantizeKillTests
         }
         // (Read stderr only when it has exited: reading a live process's stderr to the end waits for its exit.)
         if (process.HasExited) Assert.Fail($"the run ended before it could be killed: {process.StandardError.ReadToEnd()}");
-        process.Kill(entireProcessTree: true);
-        process.WaitForExit();
+        if (interrupt)
+        {
+            using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                kill.WaitForExit();
+            Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)), "Ctrl+C did not stop the run");
+            string err = process.StandardError.ReadToEnd();
+            if (File.Exists(Path.Combine(output, "model.safetensors"))) return 5; // finished before the signal arrived
+            Assert.Equal(1, process.ExitCode);
+            Assert.Contains("interrupted after", err);
+            Assert.Contains("--resume", err);
+        }
+        else
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+        }
         if (!File.Exists(manifest)) return 5;
         string after = File.ReadAllText(manifest);
         int done = 0;

@@ -122,6 +122,7 @@ public static class QuantizationPipeline
                             Quantize(linear, null);
                     else
                         QuantizeSequentially(layer, hidden!, stages!, seqLen, scratch, Quantize, cancel);
+                    peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false)); // the layer's Hessians and weights still live
                 }
                 finally
                 {
