@@ -7,7 +7,7 @@ using LlmPress.Models;
 namespace LlmPress.Quantization.Pipeline;
 
 /// <summary>
-/// What makes two quantize runs produce the same output: LlmPress version, model (config, tensor table and a sample
+/// What makes two quantize runs produce the same output: LlmPress version and build, model (config, tensor table and a sample
 /// of every tensor's bytes), method, format and options, and the exact calibration tokens. A journal is resumed only
 /// by a run with an equal fingerprint. Deliberately left out: paths (a moved model or a relative path still resumes),
 /// thread count (results do not depend on it) and --max-memory (spilled and in-RAM runs are bit-identical).
@@ -39,6 +39,9 @@ public sealed class RunFingerprint
         var fields = new Dictionary<string, string>
         {
             ["llmpress_version"] = typeof(RunFingerprint).Assembly.GetName().Version?.ToString() ?? "unknown",
+            // The library build (deterministic builds give the same id for the same code): a journal is not resumed by
+            // a different LlmPress.Core, whose numerics could differ.
+            ["llmpress_build"] = typeof(RunFingerprint).Assembly.ManifestModule.ModuleVersionId.ToString("N"),
             ["model"] = $"{c.ModelType}, {c.LayerCount} layers, hidden {c.HiddenSize}, intermediate {c.IntermediateSize}, vocab {c.VocabSize}",
             ["model_sha256"] = ModelHash(model),
             ["method"] = QuantizationPipeline.MethodName(options.Method),
