@@ -126,7 +126,10 @@ internal static class QuantizeCommand
         using var model = ModelSource.OpenModel(modelPath);
         if (dryRun)
         {
-            if (outputExists && !force) console.Log($"warning: {outputPath} exists; the real run needs another -o directory or --force.");
+            if (outputExists && !force && !resume)
+                console.Log(journalExists
+                    ? $"warning: {outputPath} holds an unfinished run's journal; the real run needs --resume or --force."
+                    : $"warning: {outputPath} exists; the real run needs another -o directory or --force.");
             int? length = calibPath is null ? null : Math.Min(calibSeqLen ?? 2048, model.Config.MaxPositions);
             return PrintPlan(console, modelPath, outputPath, QuantizationPlan.Create(model, options, calibPath is null ? null : calibSamples, length, maxMemory), json);
         }
