@@ -79,6 +79,21 @@ public class QuantizationResumeTests
     }
 
     [Fact]
+    public void CrashAfterTheLastLayerResumesWithoutQuantizingAnything()
+    {
+        // Every layer recorded, then a crash before the output was written (e.g. disk full in the writer).
+        using var dir = new TempDirectory();
+        string reference = dir.File("reference"), output = dir.File("resumed");
+        var expected = ResumeTestRun.Reference(reference, Gptq4, Calibration);
+        Assert.Throws<IOException>(() => ResumeTestRun.Run(output, Gptq4, Calibration,
+            layerDone: done => { if (done == 5) throw new IOException("simulated crash"); }));
+        var seen = new List<int>();
+        var actual = ResumeTestRun.Run(output, Gptq4, Calibration, resume: true, layerDone: seen.Add);
+        Assert.Equal([5], seen);
+        ResumeTestRun.AssertIdentical(reference, expected, output, actual);
+    }
+
+    [Fact]
     public void OpenRemovesFilesTheManifestDoesNotName()
     {
         using var dir = new TempDirectory();
