@@ -1,5 +1,7 @@
 using System.CommandLine;
+using System.Text.Json;
 using LlmPress.Calibration;
+using LlmPress.IO;
 using LlmPress.Quantization;
 using LlmPress.Quantization.Pipeline;
 
@@ -7,7 +9,9 @@ namespace LlmPress.Cli.Commands;
 
 /// <summary>
 /// `llmpress quantize &lt;model&gt; -o DIR --method rtn|gptq|mr-gptq|higgs --format F`: quantizes every decoder-layer linear,
-/// one layer at a time, and writes a Hugging Face–layout directory that `eval` and `generate` load.
+/// one layer at a time, and writes a Hugging Face–layout directory that `eval` and `generate` load. While it runs, the
+/// output directory holds a journal of the finished layers (<see cref="QuantizationJournal"/>): a run that is killed or
+/// interrupted (Ctrl+C) continues with `--resume`, bit-identically.
 /// </summary>
 internal static class QuantizeCommand
 {
@@ -16,7 +20,7 @@ internal static class QuantizeCommand
     public static Command Create(CliConsole console)
     {
         var model = new Argument<string>("model") { Description = "Model directory." };
-        var output = new Option<string>("--output", "-o") { Description = "Directory to write (must not exist unless --force).", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "Directory to write (must not exist unless --force or --resume). While the run is in progress it holds only a journal of the finished layers (.llmpress-journal); the model appears when the run is complete.", Required = true };
         var method = new Option<string>("--method")
         {
             Description = "rtn: round to nearest (data-free). gptq: GPTQ with calibration Hessians (needs --calib). "
@@ -51,7 +55,19 @@ internal static class QuantizeCommand
         var samples = new Option<int>("--calib-samples") { Description = "Calibration windows (default 128).", DefaultValueFactory = _ => 128 };
         var seqLen = new Option<int?>("--calib-seq-len") { Description = "Tokens per calibration window (default 2048, capped at the model's max positions)." };
         var seed = new Option<int>("--seed") { Description = "Seed for the calibration window offsets (default 0).", DefaultValueFactory = _ => 0 };
-        var force = new Option<bool>("--force") { Description = "Replace an existing output directory." };
+        var force = new Option<bool>("--force") { Description = "Replace an existing output directory, discarding any unfinished run's journal in it." };
+        var resume = new Option<bool>("--resume")
+        {
+            Description = "Continue an interrupted run from the journal in the output directory: finished layers are reused and the result is "
+                          + "bit-identical to an uninterrupted run. The settings must match the interrupted run's (a mismatch is an error). "
+                          + "Without a journal the run starts from the first layer; on a finished output it does nothing.",
+        };
+        var maxMemory = new Option<string?>("--max-memory")
+        {
+            Description = "Memory budget, e.g. 4G or 1500M (K/M/G/T, binary). Calibration activations that do not fit beside one layer's working set "
+                          + "are spilled to a file in the output directory (same result, more disk I/O). The memory-mapped model is not counted. "
+                          + "Default: no limit, everything in RAM.",
+        };
         var json = new Option<bool>("--json") { Description = "Print the report (as in report.json) as JSON on stdout." };
         var dryRun = new Option<bool>("--dry-run")
         {
@@ -59,7 +75,7 @@ internal static class QuantizeCommand
         };
         var command = new Command("quantize", "Quantize a model's decoder layers (RTN, GPTQ, MR-GPTQ or HIGGS) and write the compressed model.")
         {
-            model, output, method, format, groupSize, sym, asym, actOrder, rotationBlock, scaleSearch, keep, calib, samples, seqLen, seed, force, json, dryRun,
+            model, output, method, format, groupSize, sym, asym, actOrder, rotationBlock, scaleSearch, keep, calib, samples, seqLen, seed, force, resume, maxMemory, json, dryRun,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
@@ -85,7 +101,8 @@ internal static class QuantizeCommand
                 KeepLayers = parse.GetValue(keep) ?? [],
             };
             return Run(console, parse.GetValue(model)!, parse.GetValue(output)!, options, parse.GetValue(calib), parse.GetValue(samples),
-                parse.GetValue(seqLen), parse.GetValue(seed), parse.GetValue(force), parse.GetValue(json), parse.GetValue(dryRun));
+                parse.GetValue(seqLen), parse.GetValue(seed), parse.GetValue(force), parse.GetValue(json), parse.GetValue(dryRun),
+                parse.GetValue(resume), ParseMemory(parse.GetValue(maxMemory)));
         }));
         return command;
     }
@@ -108,9 +125,19 @@ internal static class QuantizeCommand
         return format;
     }
 
-    private static int Run(CliConsole console, string modelPath, string outputPath, QuantizeOptions options, string? calibPath,
-        int calibSamples, int? calibSeqLen, int seed, bool force, bool json, bool dryRun = false)
+    /// <summary>--max-memory's value in bytes (null when not given).</summary>
+    internal static long? ParseMemory(string? text)
     {
+        if (text is null) return null;
+        if (!ByteSize.TryParse(text, out long bytes))
+            throw new CliException($"--max-memory: '{text}' is not a memory size; use e.g. 4G, 1500M or a number of bytes.");
+        return bytes;
+    }
+
+    private static int Run(CliConsole console, string modelPath, string outputPath, QuantizeOptions options, string? calibPath,
+        int calibSamples, int? calibSeqLen, int seed, bool force, bool json, bool dryRun = false, bool resume = false, long? maxMemory = null)
+    {
+        if (force && resume) throw new CliException("--force and --resume exclude each other: --force starts over, --resume continues.");
         options.Validate();
         if (options.NeedsCalibration && calibPath is null)
             throw new CliException($"--method {QuantizationPipeline.MethodName(options.Method)} needs calibration text: pass --calib FILE (e.g. a few MB of C4 or WikiText).");
@@ -122,16 +149,26 @@ internal static class QuantizeCommand
         if (Directory.Exists(modelPath) && Path.GetFullPath(modelPath).TrimEnd('/') == fullOutput.TrimEnd('/'))
             throw new CliException($"{outputPath}: the output directory is the input model; choose another -o directory.");
         bool outputExists = Directory.Exists(outputPath) || File.Exists(outputPath);
-        if (outputExists && !force && !dryRun)
-            throw new CliException($"{outputPath}: output already exists; choose another -o directory or pass --force to replace it.");
+        bool journalExists = QuantizationJournal.Exists(outputPath);
+        if (File.Exists(outputPath) && !dryRun)
+            throw new CliException($"{outputPath}: is a file; -o names the directory to write.");
+        if (outputExists && !force && !resume && !dryRun)
+            throw new CliException(journalExists
+                ? $"{outputPath}: holds an unfinished run's journal; pass --resume to continue it or --force to start over."
+                : $"{outputPath}: output already exists; choose another -o directory or pass --force to replace it.");
+        if (resume && outputExists && !journalExists && !dryRun)
+            return AlreadyComplete(console, outputPath, options, json);
 
         if (ModelSource.IsGguf(modelPath)) throw new CliException($"{modelPath}: quantize reads safetensors checkpoints, not GGUF; pass the model directory.");
         using var model = ModelSource.OpenModel(modelPath);
         if (dryRun)
         {
-            if (outputExists && !force) console.Log($"warning: {outputPath} exists; the real run needs another -o directory or --force.");
+            if (outputExists && !force && !resume)
+                console.Log(journalExists
+                    ? $"warning: {outputPath} holds an unfinished run's journal; the real run needs --resume or --force."
+                    : $"warning: {outputPath} exists; the real run needs another -o directory or --force.");
             int? length = calibPath is null ? null : Math.Min(calibSeqLen ?? 2048, model.Config.MaxPositions);
-            return PrintPlan(console, modelPath, outputPath, QuantizationPlan.Create(model, options, calibPath is null ? null : calibSamples, length), json);
+            return PrintPlan(console, modelPath, outputPath, QuantizationPlan.Create(model, options, calibPath is null ? null : calibSamples, length, maxMemory), json);
         }
         CalibrationData? calibration = null;
         if (calibPath is not null)
@@ -142,10 +179,64 @@ internal static class QuantizeCommand
                 calibSamples, length, seed, calibPath);
         }
 
-        var result = console.WithProgress(
-            $"{QuantizationPipeline.MethodName(options.Method)} {options.Format.Name} ({model.Layers.Count} layers)", model.Layers.Count,
-            report => QuantizationPipeline.Run(model, options, calibration, report));
-        var final = QuantizedCheckpointWriter.Write(modelPath, model.Store!, result, options, outputPath, force);
+        var fingerprint = RunFingerprint.Create(model, options, calibration);
+        QuantizationJournal journal;
+        if (resume && journalExists)
+        {
+            journal = QuantizationJournal.Open(outputPath, fingerprint);
+            console.Log($"resuming {outputPath}: {journal.FinishedLayers} of {model.Layers.Count} layers already done");
+        }
+        else
+        {
+            if (resume) console.Log($"{outputPath}: no journal to resume; starting from the first layer");
+            journal = QuantizationJournal.Create(outputPath, fingerprint);
+        }
+
+        // Ctrl+C stops between calibration passes and leaves the journal resumable; a second Ctrl+C kills at once
+        // (the journal stays consistent either way).
+        using var interrupt = new CancellationTokenSource();
+        int finished = journal.FinishedLayers;
+        void OnCancel(object? sender, ConsoleCancelEventArgs e)
+        {
+            if (interrupt.IsCancellationRequested) return;
+            e.Cancel = true;
+            interrupt.Cancel();
+            console.Log("interrupt: stopping; finished layers stay in the journal (Ctrl+C again to kill now)");
+        }
+        Console.CancelKeyPress += OnCancel;
+        QuantizationResult result;
+        try
+        {
+            var settings = new QuantizationRunSettings { Journal = journal, MaxMemoryBytes = maxMemory, CancellationToken = interrupt.Token };
+            result = console.WithProgress(
+                $"{QuantizationPipeline.MethodName(options.Method)} {options.Format.Name} ({model.Layers.Count} layers)", model.Layers.Count,
+                report => QuantizationPipeline.Run(model, options, calibration, done => { finished = done; report(done); }, settings));
+        }
+        catch (OperationCanceledException)
+        {
+            throw new CliException($"interrupted after {finished} of {model.Layers.Count} layers; {outputPath} keeps their journal: "
+                                   + "run the same command with --resume to continue.");
+        }
+        catch (Exception e) when (journal.FinishedLayers == 0 || e is ArgumentException)
+        {
+            // Nothing worth resuming — no layer finished, or the input itself is bad (a quantization failure names the
+            // layer; a rerun would fail the same way): leave no trace of this run (an output directory we created goes
+            // too). Anything else (I/O, memory) keeps the journal for --resume.
+            try
+            {
+                Directory.Delete(journal.Directory, recursive: true);
+                if (!outputExists) Directory.Delete(outputPath);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+            throw;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= OnCancel;
+        }
+        // The output directory now exists (it holds the journal): the writer replaces it, journal included, in one rename.
+        var final = QuantizedCheckpointWriter.Write(modelPath, model.Store!, result, options, outputPath, overwrite: true);
 
         if (json)
         {
@@ -162,6 +253,35 @@ internal static class QuantizeCommand
         rows.Add(("time", $"{Format.Number(final.WallSeconds, "0.00")} s, peak memory {Format.Bytes(final.PeakWorkingSetBytes)}"));
         rows.Add(("written", outputPath));
         console.WriteTable($"{final.Method} {final.Format}: {final.Layers.Count} layers of {Path.GetFileName(Path.GetFullPath(modelPath))}", rows);
+        return 0;
+    }
+
+    // --resume on an output without a journal: a finished run of the same method and format is left as it is.
+    private static int AlreadyComplete(CliConsole console, string outputPath, QuantizeOptions options, bool json)
+    {
+        QuantizedCheckpoint? done;
+        try
+        {
+            done = QuantizedCheckpoint.TryLoad(outputPath);
+        }
+        catch (JsonException)
+        {
+            done = null;
+        }
+        string reportFile = Path.Combine(outputPath, "report.json");
+        if (done is null || !File.Exists(reportFile))
+            throw new CliException($"{outputPath}: exists but holds no journal to resume; choose another -o directory or pass --force to replace it.");
+        string method = QuantizationPipeline.MethodName(options.Method);
+        using var config = JsonDocument.Parse(File.ReadAllBytes(done.ConfigFile));
+        var q = config.RootElement.GetProperty("quantization_config");
+        string? doneMethod = q.TryGetProperty("method", out var m) ? m.GetString() : null;
+        string? doneFormat = q.TryGetProperty("format", out var f) ? f.GetString() : null;
+        if (doneMethod != method || doneFormat != options.Format.Name)
+            throw new CliException($"{outputPath}: holds a finished {doneMethod} {doneFormat} run, not {method} {options.Format.Name}; "
+                                   + "choose another -o directory or pass --force to replace it.");
+        console.Log($"{outputPath}: already complete ({doneMethod} {doneFormat}, no journal left); nothing to resume");
+        if (json) console.Out.WriteLine(File.ReadAllText(reportFile).TrimEnd());
+        else console.Out.WriteLine($"{outputPath}: already complete ({doneMethod} {doneFormat})");
         return 0;
     }
 
@@ -185,6 +305,9 @@ internal static class QuantizeCommand
                 ["checkpoint_bytes"] = plan.CheckpointBytes,
                 ["output_bytes"] = plan.OutputBytes,
                 ["estimated_peak_bytes"] = plan.EstimatedPeakBytes,
+                ["max_memory_bytes"] = plan.MaxMemoryBytes,
+                ["activation_bytes"] = plan.HiddenStateBytes + plan.StageBytes,
+                ["spilled_bytes"] = plan.SpilledBytes,
                 ["estimated_seconds"] = plan.EstimatedSeconds,
                 ["assumed_gflops"] = QuantizationPlan.AssumedGflops,
             });
@@ -196,7 +319,10 @@ internal static class QuantizeCommand
             ("calibration", plan.CalibrationSamples is { } n ? $"{n} × {plan.CalibrationSequenceLength} tokens" : "none (data-free)"),
             ("quantized weights", $"{Format.Bytes(plan.QuantizedBytesBefore)} → {Format.Bytes(plan.QuantizedBytesAfter)} ({Format.Number(plan.AverageBitsPerWeight, "0.000")} bits/weight)"),
             ("output size", $"{Format.Bytes(plan.OutputBytes)} (input {Format.Bytes(plan.CheckpointBytes)})"),
-            ("peak memory", $"≈ {Format.Bytes(plan.EstimatedPeakBytes)} (runtime + mapped checkpoint + calibration activations + one layer's working set)"),
+            ("activations", plan.CalibrationSamples is null ? "none"
+                : $"{Format.Bytes(plan.HiddenStateBytes + plan.StageBytes)}: " + (plan.SpilledBytes == 0 ? "in RAM"
+                    : $"{Format.Bytes(plan.SpilledBytes)} spilled to disk under --max-memory {Format.Bytes(plan.MaxMemoryBytes ?? 0)}")),
+            ("peak memory", $"≈ {Format.Bytes(plan.EstimatedPeakBytes)} (runtime + mapped checkpoint + calibration activations in RAM + one layer's working set)"),
             ("time", $"≈ {Format.Number(plan.EstimatedSeconds, "0.0")} s (assuming {QuantizationPlan.AssumedGflops:0} GFLOP/s sustained)"),
         ]);
         return 0;

@@ -8,91 +8,140 @@ namespace LlmPress.Quantization.Pipeline;
 /// <summary>
 /// Quantizes every decoder-layer linear of a model, one decoder layer at a time, in GPTQ's true-sequential order:
 /// <list type="number">
-/// <item>embed every calibration sample once: hidden states [samples, seqLen, hidden] stay in memory;</item>
+/// <item>embed every calibration sample once: hidden states [samples, seqLen, hidden] stay in an
+/// <see cref="ActivationStore"/> (RAM, or a spill file under a memory budget);</item>
 /// <item>within a layer, quantize the linears group by group in execution order — q/k/v, then o, then gate/up, then
 /// down — each group's Hessian accumulated on the inputs produced by the groups already quantized before it, so
 /// later linears correct for the earlier ones' errors (gptq.py's --true-sequential);</item>
-/// <item>the stage outputs are kept per sample (attention outputs, and the MLP activations while they fit
-/// <see cref="ActivationBudgetBytes"/>), so each layer costs one forward pass over the calibration set, not two;</item>
+/// <item>the stage outputs are kept per sample in a second store (attention outputs, later the MLP activations: never
+/// live at the same time, so one store of the wider of the two serves both), allocated once per run, so each layer
+/// costs one forward pass over the calibration set and allocates nothing per sample;</item>
 /// <item>the fully quantized layer's outputs are the next layer's inputs, so errors propagate.</item>
 /// </list>
 /// Without calibration data (RTN, HIGGS) no pass runs and no output error is reported. Embeddings and lm_head are
-/// left alone. The model is restored to its original weights when the run ends (or fails).
+/// left alone. The model is restored to its original weights when the run ends (or fails). With a
+/// <see cref="QuantizationJournal"/>, each finished layer is recorded (packed weights, reports, next layer's inputs)
+/// and a rerun skips the recorded layers, giving a bit-identical result.
 /// </summary>
 public static class QuantizationPipeline
 {
-    /// <summary>
-    /// MLP activations ([samples, seqLen, intermediate] floats) are kept between the down_proj Hessian pass and the
-    /// output pass while they fit in this many bytes; beyond it they are recomputed (gate/up run twice).
-    /// </summary>
-    public const long ActivationBudgetBytes = 4L << 30;
-
     /// <summary>Runs the pipeline.</summary>
     /// <param name="model">The FP model; its layers are modified during the run and restored afterwards.</param>
     /// <param name="options">Method and format.</param>
     /// <param name="calibration">Calibration windows; required for GPTQ, optional otherwise (enables output errors).</param>
-    /// <param name="layerDone">Called with the number of decoder layers finished so far.</param>
+    /// <param name="layerDone">Called with the number of decoder layers finished so far (recorded in the journal, if any).</param>
+    /// <param name="settings">Journal, memory budget and cancellation; default none, no limit.</param>
     /// <exception cref="ArgumentException">Missing calibration for GPTQ, windows longer than the model's positions, a
     /// format/method mismatch, or a quantization failure (the message names the layer).</exception>
+    /// <exception cref="OperationCanceledException">The settings' token was cancelled; the journal keeps the finished layers.</exception>
+    /// <exception cref="InvalidDataException">The journal does not fit the model or is corrupt.</exception>
     public static QuantizationResult Run(LlamaModel model, QuantizeOptions options, CalibrationData? calibration = null,
-        Action<int>? layerDone = null)
+        Action<int>? layerDone = null, QuantizationRunSettings? settings = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        settings ??= new QuantizationRunSettings();
+        var cancel = settings.CancellationToken;
+        var journal = settings.Journal;
         if (options.NeedsCalibration && calibration is null)
             throw new ArgumentException($"Method {MethodName(options.Method)} is data-aware and needs calibration text (--calib FILE).");
         var config = model.Config;
         if (calibration is not null && calibration.SequenceLength > config.MaxPositions)
             throw new ArgumentException($"Calibration windows of {calibration.SequenceLength} tokens exceed the model's {config.MaxPositions} positions.");
+        if (journal is not null && journal.FinishedLayers > model.Layers.Count)
+            throw new InvalidDataException($"{journal.Directory}: the journal records {journal.FinishedLayers} finished layers, the model has {model.Layers.Count}.");
 
         var clock = Stopwatch.StartNew();
         long peakManaged = GC.GetTotalMemory(false);
         int d = config.HiddenSize;
         int seqLen = calibration?.SequenceLength ?? 0;
-
-        // hidden[s]: [seqLen, hidden], the current layer's input for sample s.
-        float[][] hidden = [];
-        ForwardScratch? scratch = null;
-        if (calibration is not null)
-        {
-            hidden = new float[calibration.SampleCount][];
-            for (int s = 0; s < hidden.Length; s++)
-            {
-                hidden[s] = new float[seqLen * d];
-                model.Embed(calibration.Samples[s], hidden[s]);
-            }
-            scratch = new ForwardScratch(config);
-            scratch.EnsureCapacity(seqLen);
-        }
+        int hiddenFloats = seqLen * d;
 
         var layers = new List<QuantizedLayer>();
         var reports = new List<LayerReport>();
-        for (int l = 0; l < model.Layers.Count; l++)
+        int first = 0;
+        if (journal is not null)
+            for (; first < journal.FinishedLayers; first++)
+            {
+                var (done, doneReports) = journal.LoadLayer(first);
+                var names = model.Layers[first].Linears.Where(x => options.FormatFor(x.Name, x.InFeatures) is not null).ToArray();
+                if (done.Count != names.Length || !done.Select(x => x.Name).SequenceEqual(names.Select(x => x.Name)))
+                    throw new InvalidDataException($"{journal.Directory}: journal layer {first} holds {string.Join(", ", done.Select(x => x.Name))}, not the model's linears.");
+                layers.AddRange(done);
+                reports.AddRange(doneReports);
+            }
+
+        // hidden: slot s = [seqLen, hidden], the current layer's input for sample s. stages: per-sample stage outputs.
+        ActivationStore? hidden = null, stages = null;
+        ForwardScratch? scratch = null;
+        try
         {
-            var layer = model.Layers[l];
-            var linears = layer.Linears;
-            var originals = linears.Select(x => x.Weight).ToArray();
-            void Quantize(LinearLayer linear, float[]? hessian)
+            if (calibration is not null && first < model.Layers.Count)
             {
-                if (options.FormatFor(linear.Name, linear.InFeatures) is not { } format) return; // kept as stored
-                var (packed, report) = QuantizeLinear(linear, hessian, format, options);
-                layers.Add(new QuantizedLayer(linear.Name, packed));
-                reports.Add(report);
-            }
-            try
-            {
-                if (scratch is null)
-                    foreach (var linear in linears)
-                        Quantize(linear, null);
+                var plan = QuantizationPlan.Create(model, options, calibration.SampleCount, seqLen, settings.MaxMemoryBytes);
+                string? spillDirectory = settings.SpillDirectory ?? journal?.Directory;
+                hidden = ActivationStore.Create(calibration.SampleCount, hiddenFloats, plan.HiddenStatesSpilled, spillDirectory);
+                stages = ActivationStore.Create(calibration.SampleCount, (long)seqLen * Math.Max(config.QueryDim, config.IntermediateSize),
+                    plan.StageOutputsSpilled, spillDirectory);
+                scratch = new ForwardScratch(config);
+                scratch.EnsureCapacity(seqLen);
+                if (first > 0)
+                {
+                    if (journal is not { HasHiddenStates: true })
+                        throw new InvalidDataException($"{journal?.Directory}: the journal records finished layers but not the next layer's inputs; pass --force to start over.");
+                    journal.RestoreHidden(hidden, hiddenFloats);
+                }
                 else
-                    QuantizeSequentially(layer, hidden, seqLen, scratch, Quantize, ref peakManaged);
+                    for (int s = 0; s < calibration.SampleCount; s++)
+                    {
+                        model.Embed(calibration.Samples[s], scratch.Hidden.AsSpan(0, hiddenFloats));
+                        hidden.Write(s, scratch.Hidden.AsSpan(0, hiddenFloats));
+                    }
+                peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false));
             }
-            finally
+            if (first > 0) layerDone?.Invoke(first);
+
+            for (int l = first; l < model.Layers.Count; l++)
             {
-                for (int i = 0; i < linears.Count; i++) linears[i].Weight = originals[i];
+                cancel.ThrowIfCancellationRequested();
+                var layer = model.Layers[l];
+                var linears = layer.Linears;
+                var originals = linears.Select(x => x.Weight).ToArray();
+                int layerStart = layers.Count;
+                void Quantize(LinearLayer linear, float[]? hessian)
+                {
+                    if (options.FormatFor(linear.Name, linear.InFeatures) is not { } format) return; // kept as stored
+                    var (packed, report) = QuantizeLinear(linear, hessian, format, options);
+                    layers.Add(new QuantizedLayer(linear.Name, packed));
+                    reports.Add(report);
+                }
+                try
+                {
+                    if (scratch is null)
+                        foreach (var linear in linears)
+                            Quantize(linear, null);
+                    else
+                        QuantizeSequentially(layer, hidden!, stages!, seqLen, scratch, Quantize, cancel);
+                    peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false)); // the layer's Hessians and weights still live
+                }
+                finally
+                {
+                    for (int i = 0; i < linears.Count; i++) linears[i].Weight = originals[i];
+                }
+                journal?.RecordLayer(l, layers[layerStart..], reports[layerStart..], hidden, hiddenFloats);
+                // A layer leaves ~100 MB of large-object garbage (Hessians, FP32 weight copies) at the 135M shape. The
+                // GC sizes its large-object budget by the live large objects — gigabytes of activation stores here —
+                // so without a collection that garbage piles up for many layers (measured: +1 GB after 8 layers).
+                // One full blocking collection per layer costs milliseconds (the stores hold no references to trace).
+                GC.Collect();
+                layerDone?.Invoke(l + 1);
             }
-            layerDone?.Invoke(l + 1);
+        }
+        finally
+        {
+            hidden?.Dispose();
+            stages?.Dispose();
         }
 
         var result = new QuantizationReport
@@ -121,26 +170,29 @@ public static class QuantizationPipeline
 
     /// <summary>
     /// One layer, true-sequential: each group of linears is quantized on a Hessian of the inputs that the already
-    /// quantized groups produce; the samples' hidden states end as the quantized layer's outputs.
+    /// quantized groups produce; the samples' hidden states end as the quantized layer's outputs. Between passes the
+    /// per-sample stage outputs live in <paramref name="stages"/>; the passes themselves allocate nothing per sample.
     /// </summary>
-    private static void QuantizeSequentially(DecoderLayer layer, float[][] hidden, int seqLen, ForwardScratch scratch,
-        Action<LinearLayer, float[]?> quantize, ref long peakManaged)
+    private static void QuantizeSequentially(DecoderLayer layer, ActivationStore hidden, ActivationStore stages, int seqLen,
+        ForwardScratch scratch, Action<LinearLayer, float[]?> quantize, CancellationToken cancel)
     {
-        int n = seqLen, d = layer.QueryProj.InFeatures;
+        int n = seqLen, d = layer.QueryProj.InFeatures, samples = hidden.SlotCount;
         int attentionWidth = layer.OutputProj.InFeatures, intermediate = layer.DownProj.InFeatures;
-        void Load(int s) => hidden[s].CopyTo(scratch.Hidden, 0);
-        void Store(int s) => scratch.Hidden.AsSpan(0, n * d).CopyTo(hidden[s]);
+        Span<float> Hidden() => scratch.Hidden.AsSpan(0, n * d);
+        Span<float> Attention() => scratch.Attention.AsSpan(0, n * attentionWidth);
+        Span<float> Activations() => scratch.Gate.AsSpan(0, n * intermediate);
         void QuantizeGroup(HessianAccumulator accumulator, params LinearLayer[] group)
         {
+            cancel.ThrowIfCancellationRequested();
             var h = accumulator.GetHessian();
             foreach (var linear in group) quantize(linear, h);
         }
 
         // q, k, v: Hessian of input_layernorm(x).
         var qkv = new HessianAccumulator(d);
-        for (int s = 0; s < hidden.Length; s++)
+        for (int s = 0; s < samples; s++)
         {
-            Load(s);
+            hidden.Read(s, Hidden());
             layer.NormalizeAttentionInput(n, scratch);
             qkv.Add(scratch.Normed.AsSpan(0, n * d), n);
         }
@@ -148,63 +200,49 @@ public static class QuantizationPipeline
 
         // o: Hessian of the attention outputs computed with the quantized q/k/v; the outputs are kept per sample.
         var o = new HessianAccumulator(attentionWidth);
-        var attention = new float[hidden.Length][];
-        for (int s = 0; s < hidden.Length; s++)
+        for (int s = 0; s < samples; s++)
         {
-            Load(s);
+            hidden.Read(s, Hidden());
             layer.NormalizeAttentionInput(n, scratch);
             layer.Attend(n, 0, scratch);
-            o.Add(scratch.Attention.AsSpan(0, n * attentionWidth), n);
-            attention[s] = scratch.Attention.AsSpan(0, n * attentionWidth).ToArray();
+            o.Add(Attention(), n);
+            stages.Write(s, Attention());
         }
-        peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false));
         QuantizeGroup(o, layer.OutputProj);
 
         // gate, up: Hessian of post_attention_layernorm(h), h = x + o_proj(attention) with the quantized o.
         var mlp = new HessianAccumulator(d);
-        for (int s = 0; s < hidden.Length; s++)
+        for (int s = 0; s < samples; s++)
         {
-            Load(s);
-            attention[s].CopyTo(scratch.Attention, 0);
-            attention[s] = null!; // release as we go
+            hidden.Read(s, Hidden());
+            stages.Read(s, Attention());
             layer.ProjectAttentionOutput(n, scratch);
-            Store(s);
+            hidden.Write(s, Hidden());
             layer.NormalizeMlpInput(n, scratch);
             mlp.Add(scratch.Normed.AsSpan(0, n * d), n);
         }
         QuantizeGroup(mlp, layer.GateProj, layer.UpProj);
 
-        // down: Hessian of silu(gate)·up from the quantized gate/up; activations kept while they fit the budget.
+        // down: Hessian of silu(gate)·up from the quantized gate/up; the activations replace the attention outputs
+        // in the stage store (those were consumed by the pass above).
         var down = new HessianAccumulator(intermediate);
-        bool keep = (long)hidden.Length * n * intermediate * sizeof(float) <= ActivationBudgetBytes;
-        var activations = keep ? new float[hidden.Length][] : null;
-        for (int s = 0; s < hidden.Length; s++)
+        for (int s = 0; s < samples; s++)
         {
-            Load(s);
+            hidden.Read(s, Hidden());
             layer.NormalizeMlpInput(n, scratch);
             layer.ActivateMlp(n, scratch);
-            down.Add(scratch.Gate.AsSpan(0, n * intermediate), n);
-            if (activations is not null) activations[s] = scratch.Gate.AsSpan(0, n * intermediate).ToArray();
+            down.Add(Activations(), n);
+            stages.Write(s, Activations());
         }
-        peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(false));
         QuantizeGroup(down, layer.DownProj);
 
         // The layer's outputs with every linear quantized: the next layer's inputs.
-        for (int s = 0; s < hidden.Length; s++)
+        for (int s = 0; s < samples; s++)
         {
-            Load(s);
-            if (activations is not null)
-            {
-                activations[s].CopyTo(scratch.Gate, 0);
-                activations[s] = null!;
-            }
-            else
-            {
-                layer.NormalizeMlpInput(n, scratch);
-                layer.ActivateMlp(n, scratch);
-            }
+            hidden.Read(s, Hidden());
+            stages.Read(s, Activations());
             layer.ProjectMlpOutput(n, scratch);
-            Store(s);
+            hidden.Write(s, Hidden());
         }
     }
 

@@ -30,9 +30,22 @@ public sealed record QuantizationPlan
     public required long CheckpointBytes { get; init; }
     /// <summary>Tensor bytes of the output: untouched tensors as stored plus the packed layers.</summary>
     public required long OutputBytes { get; init; }
-    /// <summary>Runtime + mapped checkpoint + calibration activations + one layer's working set (FP32 weights, Hessians, scratch).</summary>
+    /// <summary>Runtime + mapped checkpoint + calibration activations held in RAM + one layer's working set (FP32 weights, Hessians, scratch).</summary>
     public required long EstimatedPeakBytes { get; init; }
     public required double EstimatedSeconds { get; init; }
+
+    /// <summary>The memory budget the plan was made for (--max-memory), or null for no limit.</summary>
+    public long? MaxMemoryBytes { get; init; }
+    /// <summary>Calibration hidden states [samples, seqLen, hidden] in FP32.</summary>
+    public long HiddenStateBytes { get; init; }
+    /// <summary>Per-sample stage outputs [samples, seqLen, max(attention width, intermediate)] in FP32.</summary>
+    public long StageBytes { get; init; }
+    /// <summary>True when the hidden states go to a spill file (they do not fit <see cref="MaxMemoryBytes"/>).</summary>
+    public bool HiddenStatesSpilled { get; init; }
+    /// <summary>True when the stage outputs go to a spill file (spilled first: they are read and written less often).</summary>
+    public bool StageOutputsSpilled { get; init; }
+    /// <summary>Bytes of calibration activations written to spill files instead of RAM.</summary>
+    public long SpilledBytes => (HiddenStatesSpilled ? HiddenStateBytes : 0) + (StageOutputsSpilled ? StageBytes : 0);
 
     public long QuantizedBytesBefore => Layers.Sum(l => l.BytesBefore);
     public long QuantizedBytesAfter => Layers.Sum(l => l.BytesAfter);
@@ -42,7 +55,13 @@ public sealed record QuantizationPlan
     /// <param name="options">Method and format.</param>
     /// <param name="samples">Calibration windows (null: no calibration).</param>
     /// <param name="sequenceLength">Tokens per calibration window.</param>
-    public static QuantizationPlan Create(LlamaModel model, QuantizeOptions options, int? samples, int? sequenceLength)
+    /// <param name="maxMemoryBytes">
+    /// Budget for the process's own memory (runtime, one layer's working set, calibration activations; the mapped
+    /// checkpoint is not counted: its pages are file-backed and the OS evicts them as needed). Activations that do not
+    /// fit are spilled to disk, stage outputs first. Null: no limit, everything in RAM.
+    /// </param>
+    public static QuantizationPlan Create(LlamaModel model, QuantizeOptions options, int? samples, int? sequenceLength,
+        long? maxMemoryBytes = null)
     {
         options.Validate();
         var c = model.Config;
@@ -61,7 +80,7 @@ public sealed record QuantizationPlan
 
         // One decoder layer's working set: its linears in FP32 (original and dequantized), Hessian accumulators
         // (double) and their FP32 copies, and the forward scratch for one window.
-        long layerFloats = 0, hessianBytes = 0, scratchBytes = 0, activationBytes = 0;
+        long layerFloats = 0, hessianBytes = 0, scratchBytes = 0, hiddenBytes = 0, stageBytes = 0;
         var first = model.Layers.Count > 0 ? model.Layers[0] : null;
         if (first is not null)
             foreach (var linear in first.Linears)
@@ -71,26 +90,31 @@ public sealed record QuantizationPlan
         {
             long tokens = (long)n * t;
             // Hidden states, plus the per-sample stage outputs the true-sequential schedule keeps: attention outputs,
-            // and the MLP activations while they fit the pipeline's budget (otherwise gate/up run twice).
-            long mlpActivations = tokens * c.IntermediateSize * sizeof(float);
-            bool keepActivations = mlpActivations <= QuantizationPipeline.ActivationBudgetBytes;
-            activationBytes = tokens * (c.HiddenSize + c.QueryDim) * sizeof(float) + (keepActivations ? mlpActivations : 0);
+            // then (in the same store, the attention outputs being consumed by then) the MLP activations.
+            hiddenBytes = tokens * c.HiddenSize * sizeof(float);
+            stageBytes = tokens * Math.Max(c.QueryDim, c.IntermediateSize) * sizeof(float);
             foreach (int cols in new[] { c.HiddenSize, c.QueryDim, c.HiddenSize, c.IntermediateSize })
                 hessianBytes += (long)cols * cols * (sizeof(double) + 2 * sizeof(float));
             scratchBytes = (long)t * (4L * c.HiddenSize + 2L * c.QueryDim + 2L * c.KvDim + 2L * c.IntermediateSize) * sizeof(float)
                            + 2L * 256 * t * sizeof(float); // attention scores, one block per thread
 
-            // One forward pass per layer (2 flops per weight and token, plus attention); gate/up again when the
-            // activations are recomputed.
-            double gateUp = first is null ? 0 : 2.0 * (first.GateProj.InFeatures * (double)first.GateProj.OutFeatures
-                                                      + first.UpProj.InFeatures * (double)first.UpProj.OutFeatures);
-            double perTokenLayer = 2.0 * layerFloats + 4.0 * c.QueryDim * t / 2 + (keepActivations ? 0 : gateUp);
+            // One forward pass per layer: 2 flops per weight and token, plus attention.
+            double perTokenLayer = 2.0 * layerFloats + 4.0 * c.QueryDim * t / 2;
             double forward = tokens * perTokenLayer * c.LayerCount;
             double hessian = 0;
             foreach (int cols in new[] { c.HiddenSize, c.QueryDim, c.HiddenSize, c.IntermediateSize })
                 hessian += (double)tokens * cols * cols * c.LayerCount;
             seconds = (forward + hessian) / (AssumedGflops * 1e9);
         }
+        long layerBytes = 2 * layerFloats * sizeof(float) + hessianBytes + scratchBytes;
+        bool spillStages = false, spillHidden = false;
+        if (maxMemoryBytes is { } budget)
+        {
+            long available = budget - RuntimeBytes - layerBytes;
+            spillStages = hiddenBytes + stageBytes > available && stageBytes > 0;
+            spillHidden = hiddenBytes > available && hiddenBytes > 0;
+        }
+        long activationBytes = (spillHidden ? 0 : hiddenBytes) + (spillStages ? 0 : stageBytes);
         if (options.UsesGptq)
             foreach (var l in layers) // Cholesky-based inverse and the lazy block updates
                 seconds += (2.0 * l.Cols * l.Cols * l.Cols + 2.0 * l.Rows * l.Cols * l.Cols) / (AssumedGflops * 1e9);
@@ -106,8 +130,13 @@ public sealed record QuantizationPlan
             CalibrationSequenceLength = sequenceLength,
             CheckpointBytes = checkpoint,
             OutputBytes = checkpoint - before + after,
-            EstimatedPeakBytes = RuntimeBytes + checkpoint + activationBytes + 2 * layerFloats * sizeof(float) + hessianBytes + scratchBytes,
+            EstimatedPeakBytes = RuntimeBytes + checkpoint + activationBytes + layerBytes,
             EstimatedSeconds = seconds,
+            MaxMemoryBytes = maxMemoryBytes,
+            HiddenStateBytes = hiddenBytes,
+            StageBytes = stageBytes,
+            HiddenStatesSpilled = spillHidden,
+            StageOutputsSpilled = spillStages,
         };
     }
 }
