@@ -46,6 +46,24 @@ public class QuantizationResumeTests
     }
 
     [Fact]
+    public void MrGptqWithKeptLayersStoppedAndResumedIsBitIdentical()
+    {
+        // Rotated formats fitted per layer (mxfp4-rot32) and a kept linear per layer: the journal records exactly the
+        // quantized linears with their own formats.
+        var options = new QuantizeOptions { Method = QuantMethod.MrGptq, Format = QuantFormat.Mxfp4(), KeepLayers = ["v_proj$"] };
+        using var dir = new TempDirectory();
+        string reference = dir.File("reference"), output = dir.File("resumed");
+        var expected = ResumeTestRun.Reference(reference, options, Calibration);
+        Assert.Equal(30, expected.Layers.Count);
+        Assert.Throws<OperationCanceledException>(() => ResumeTestRun.Run(output, options, Calibration, stopAfter: 2));
+        var actual = ResumeTestRun.Run(output, options, Calibration, resume: true);
+        ResumeTestRun.AssertIdentical(reference, expected, output, actual);
+        // A different rotation block is a different run.
+        var other = options with { RotationBlockSize = 16 };
+        Assert.Contains(Fingerprint(options, Calibration).Differences(Fingerprint(other, Calibration)), d => d.StartsWith("format", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void RtnWithoutCalibrationStoppedAndResumedIsBitIdentical()
     {
         using var dir = new TempDirectory();
