@@ -167,20 +167,15 @@ public sealed class DecoderLayer
     /// <summary>gate ← silu(gate) · up, with silu(x) = x · σ(x); elements [0, length).</summary>
     internal static void SiluMultiply(float[] gate, float[] up, int length)
     {
-        const int Chunk = 4096; // bounded stack scratch, keeps the sigmoid in L1
+        const int Chunk = 16384; // 64 KiB of gate and of up per work item
         int chunks = (length + Chunk - 1) / Chunk;
         void Run(int chunk)
         {
-            Span<float> sigmoid = stackalloc float[Chunk];
             int start = chunk * Chunk, len = Math.Min(Chunk, length - start);
-            var g = gate.AsSpan(start, len);
-            var s = sigmoid[..len];
-            TensorPrimitives.Sigmoid(g, s);
-            TensorPrimitives.Multiply(g, s, g);
-            TensorPrimitives.Multiply(g, up.AsSpan(start, len), g);
+            SwiGlu.Apply(gate.AsSpan(start, len), up.AsSpan(start, len));
         }
         // Element-wise, so any split gives identical results; worth a thread hand-off only for prefill-sized work.
-        if (chunks < 16 || Parallelism.MaxThreads == 1)
+        if (chunks < 4 || Parallelism.MaxThreads == 1)
             for (int c = 0; c < chunks; c++) Run(c);
         else
             Parallel.For(0, chunks, Parallelism.Options, Run);
