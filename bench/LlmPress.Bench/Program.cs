@@ -7,6 +7,8 @@ using LlmPress.Numerics;
 //        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
+//        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
+//        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
@@ -100,6 +102,40 @@ if (what == "decode-profile")
 if (what == "tune")
 {
     Tune.Run(args[4..], int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]));
+    return 0;
+}
+if (what == "prefill-profile")
+{
+    LlmPress.Bench.PrefillProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 3);
+    return 0;
+}
+if (what == "prefill-window")
+{
+    // Tokens/s of SpeedBenchmark.MeasurePrefill (what `llmpress bench` reports), several times.
+    var model = LlmPress.Models.RandomModel.Create(LlmPress.Models.RandomModel.SmolLM2Shape, DType.BF16);
+    for (int i = 0; i < int.Parse(args[1]); i++)
+        Console.WriteLine($"prefill 2048: {LlmPress.Evaluation.SpeedBenchmark.MeasurePrefill(model, 2048, repeats: 1):F0} tokens/s");
+    return 0;
+}
+if (what == "prefill-cpu")
+{
+    // One thread, process CPU seconds per 2048-token window with LM head + NLL (robust to other processes time-sharing the cores).
+    Parallelism.MaxThreads = 1;
+    var model = LlmPress.Models.RandomModel.Create(LlmPress.Models.RandomModel.SmolLM2Shape, DType.BF16);
+    var scorer = new LlmPress.Evaluation.WindowScorer(model);
+    var tokens = new int[2048];
+    var rng = new Random(7);
+    for (int i = 0; i < tokens.Length; i++) tokens[i] = rng.Next(model.Config.VocabSize);
+    var proc = System.Diagnostics.Process.GetCurrentProcess();
+    for (int i = 0; i <= int.Parse(args[1]); i++)
+    {
+        proc.Refresh();
+        var c0 = proc.TotalProcessorTime;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        scorer.ScoreWindow(tokens, 0);
+        proc.Refresh();
+        Console.WriteLine($"window cpu {(proc.TotalProcessorTime - c0).TotalSeconds:F2} s, wall {sw.Elapsed.TotalSeconds:F2} s{(i == 0 ? " (warm-up)" : "")}");
+    }
     return 0;
 }
 if (what == "tune-cholesky")

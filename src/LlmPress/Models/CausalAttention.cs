@@ -1,18 +1,31 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using LlmPress.Numerics;
+using LlmPress.Numerics.Kernels;
 
 namespace LlmPress.Models;
 
 /// <summary>
-/// Scaled dot-product attention with a causal mask and grouped-query heads, as two GEMMs per (head, block of
-/// queries): S = Q·Kᵀ/√d over the visible keys, row softmax, O = P·V. Work items are independent and each owns its
-/// output columns, so the result does not depend on the thread count.
+/// Scaled dot-product attention with a causal mask and grouped-query heads, tiled flash-attention style: a work item
+/// is one KV head and a block of queries, with the query heads sharing that KV head stacked into one matrix
+/// Q [group · rows, headDim] (so each K/V tile is packed once for the whole group). Keys are visited in tiles:
+/// S = Q·K_tileᵀ/√d, an online (running max, running sum) softmax per row, O = O·exp(m_old − m_new) + P·V_tile,
+/// and O/Σ at the end. Tiles entirely above the causal diagonal are never computed; only the tile holding the
+/// diagonal (and, with a sliding window, the first one) is masked. Work items are independent, each runs its tiles in
+/// one fixed order and owns its output columns, so the result does not depend on the thread count.
 /// </summary>
-public static class CausalAttention
+public static unsafe class CausalAttention
 {
-    /// <summary>Queries per work item: large enough for GEMM efficiency, small enough that scores stay in L2.</summary>
-    private const int QueryBlock = 256;
+    /// <summary>Stacked query rows (group · queries) per work item: enough M for GEMM efficiency, small enough that a
+    /// score tile [rows, KeyTile + queries] stays in L2 (384 × 383 floats = 575 KiB of the 1 MiB L2).</summary>
+    internal static int StackedRows = 384;
+
+    /// <summary>Keys per unmasked tile (the masked diagonal tile is this plus the query block, at most).</summary>
+    internal static int KeyTile = 256;
+
+    /// <summary>Keys per unmasked tile on the AVX-512 transposed path: a multiple of the kernel's 6 rows.</summary>
+    internal static int TransposedKeyTile = 252;
 
     /// <summary>
     /// queries: [tokenCount, headCount · headDim] at positions startPosition.. ;
@@ -30,51 +43,8 @@ public static class CausalAttention
         if (keys.Length < keyCount * kvStride || values.Length < keyCount * kvStride)
             throw new ArgumentException($"keys/values hold fewer than the {keyCount} positions attended to.");
         int groupSize = headCount / kvHeadCount;
-        int blocks = (tokenCount + QueryBlock - 1) / QueryBlock;
         float scale = 1f / MathF.Sqrt(headDim);
         int window = slidingWindow ?? int.MaxValue;
-
-        void Run(int item)
-        {
-            int head = item / blocks, block = item % blocks;
-            int kvHead = head / groupSize;
-            int q0 = block * QueryBlock, rows = Math.Min(QueryBlock, tokenCount - q0);
-            int firstPos = startPosition + q0;
-            int keyStart = window == int.MaxValue ? 0 : Math.Max(0, firstPos - window + 1);
-            int keyEnd = firstPos + rows; // exclusive
-            int span = keyEnd - keyStart;
-            float[] scores = ArrayPool<float>.Shared.Rent(rows * span); // [rows, span]
-            try
-            {
-                var q = queries.Span[(q0 * queryStride + head * headDim)..];
-                var k = keys.Span[(keyStart * kvStride + kvHead * headDim)..];
-                Gemm.Sgemm(false, true, rows, span, headDim, scale, q, queryStride, k, kvStride, 0f, scores, span, parallel: false);
-                // Unnormalised softmax per row; each output row is divided by its sum after P·V (rows × headDim
-                // multiplies instead of rows × span).
-                Span<float> inverseSums = stackalloc float[QueryBlock];
-                for (int r = 0; r < rows; r++)
-                {
-                    int pos = firstPos + r;
-                    int lo = Math.Max(keyStart, pos - window + 1) - keyStart, hi = pos - keyStart; // visible: [lo, hi]
-                    var row = scores.AsSpan(r * span, span);
-                    row[..lo].Clear();
-                    row[(hi + 1)..].Clear();
-                    inverseSums[r] = 1f / ExponentiateShifted(row[lo..(hi + 1)]);
-                }
-                var v = values.Span[(keyStart * kvStride + kvHead * headDim)..];
-                var o = output.Span[(q0 * queryStride + head * headDim)..];
-                Gemm.Sgemm(false, false, rows, headDim, span, 1f, scores, span, v, kvStride, 0f, o, queryStride, parallel: false);
-                for (int r = 0; r < rows; r++)
-                {
-                    var outRow = o.Slice(r * queryStride, headDim);
-                    TensorPrimitives.Multiply(outRow, inverseSums[r], outRow);
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(scores);
-            }
-        }
 
         // Decode and short prompts: a GEMM call's packing costs more than the products themselves.
         if (tokenCount < DirectMaxQueries)
@@ -89,11 +59,321 @@ public static class CausalAttention
             return;
         }
 
-        int items = headCount * blocks;
-        if (items == 1 || Parallelism.MaxThreads == 1)
-            for (int i = 0; i < items; i++) Run(i);
-        else
-            Parallel.For(0, items, Parallelism.Options, Run);
+        bool transposed = KernelDispatch.Level == KernelLevel.Avx512 && headDim % 64 == 0;
+        var job = new TiledJob
+        {
+            Queries = queries, Keys = keys, Values = values, Output = output,
+            TokenCount = tokenCount, StartPosition = startPosition, HeadDim = headDim, GroupSize = groupSize,
+            QueryStride = queryStride, KvStride = kvStride, KvHeads = kvHeadCount, Window = window, Scale = scale,
+            Transposed = transposed,
+            QueryBlock = transposed ? Math.Max(1, StackedRows / groupSize) : Math.Clamp(StackedRows / groupSize, 16, 256),
+        };
+        job.Blocks = (tokenCount + job.QueryBlock - 1) / job.QueryBlock;
+        job.Items = kvHeadCount * job.Blocks;
+        int threads = Math.Min(Parallelism.MaxThreads, job.Items);
+        if (threads <= 1) job.Work(0);
+        else Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Work);
+    }
+
+    /// <summary>One Forward call's shapes and its self-scheduled work items (KV head × query block).</summary>
+    private sealed class TiledJob
+    {
+        public ReadOnlyMemory<float> Queries, Keys, Values;
+        public Memory<float> Output;
+        public int TokenCount, StartPosition, HeadDim, GroupSize, QueryStride, KvStride, KvHeads, Window, QueryBlock, Blocks, Items;
+        public float Scale;
+        public bool Transposed;
+        private int _next;
+
+        // Later query blocks see more keys, so items are handed out heaviest (last block) first for balance.
+        public void Work(int _)
+        {
+            int u;
+            while ((u = Interlocked.Increment(ref _next) - 1) < Items)
+            {
+                if (Transposed) RunItemTransposed(Blocks - 1 - u / KvHeads, u % KvHeads);
+                else RunItem(Blocks - 1 - u / KvHeads, u % KvHeads);
+            }
+        }
+
+        /// <summary>
+        /// The AVX-512 form of <see cref="RunItem"/> (headDim a multiple of 64), with no packing at all: scores are
+        /// kept transposed, Sᵀ [keys, rows] = K_tile·Qᵀ, by the strided 6×64 kernel reading K rows in place against
+        /// Qᵀ [headDim, rows] built once per item; the softmax then runs down the key axis with 16 query rows per
+        /// vector (running max, FastExp, column sums), and O += P·V_tile reads Pᵀ and the V rows in place. On the
+        /// masked tile, 6×64 score blocks wholly above the diagonal are skipped and each 6-row output sliver stops
+        /// at its last visible key. Stacked rows are zero-padded to a multiple of 192 (64 for Qᵀ slivers, 6 for O's).
+        /// </summary>
+        private void RunItemTransposed(int block, int kvHead)
+        {
+            int d = HeadDim, gs = GroupSize;
+            int q0 = block * QueryBlock, rows = Math.Min(QueryBlock, TokenCount - q0);
+            int m = rows * gs, mp = (m + 191) / 192 * 192; // stacked rows i = r · gs + h, padded
+            int firstPos = StartPosition + q0, lastPos = firstPos + rows - 1;
+            int keyStart = Window == int.MaxValue ? 0 : Math.Max(0, firstPos - Window + 1);
+            int keyEnd = lastPos + 1;
+            int fullLo = Window == int.MaxValue ? 0 : lastPos - Window + 1, fullHi = firstPos;
+            int groupWidth = gs * d, column = kvHead * groupWidth;
+            int maxKeys = TransposedKeyTile + rows + 6; // a masked last tile holds < KeyTile + rows keys; + a padded sliver
+
+            var pool = ArrayPool<float>.Shared;
+            float[] qt = pool.Rent(d * mp);          // [d, mp] stacked queries, transposed, zero past m
+            float[] st = pool.Rent(maxKeys * mp);    // [keys, mp] scores, then probabilities (transposed)
+            float[] acc = pool.Rent(mp * d);         // [mp, d] unnormalised output
+            float[] stats = pool.Rent(3 * mp);       // running max | running sum | this tile's correction, [mp] each
+            float[] edge = pool.Rent(6 * d);         // [6, d] a last partial sliver of keys, zero-padded
+            int[] bounds = ArrayPool<int>.Shared.Rent(2 * mp); // per row: last visible position | first visible position
+            try
+            {
+                var queries = Queries.Span;
+                Array.Clear(qt, 0, d * mp);
+                for (int r = 0; r < rows; r++)
+                for (int h = 0; h < gs; h++)
+                {
+                    var src = queries.Slice((q0 + r) * QueryStride + column + h * d, d);
+                    int i = r * gs + h;
+                    for (int e = 0; e < d; e++) qt[e * mp + i] = src[e];
+                }
+                for (int i = 0; i < mp; i++)
+                {
+                    int pos = i < m ? firstPos + i / gs : lastPos; // padding rows: zero queries at the last position
+                    bounds[i] = pos;
+                    bounds[mp + i] = Window == int.MaxValue ? int.MinValue : pos - Window + 1;
+                }
+                stats.AsSpan(0, mp).Fill(float.NegativeInfinity);
+                stats.AsSpan(mp, mp).Clear();
+
+                fixed (float* pq = qt, ps = st, pacc = acc, pstats = stats, pedge = edge)
+                fixed (float* pk = Keys.Span, pv = Values.Span)
+                fixed (int* pb = bounds)
+                {
+                    float* keys = pk + kvHead * d, values = pv + kvHead * d;
+                    bool first = true;
+                    for (int k0 = keyStart; k0 < keyEnd;)
+                    {
+                        int k1 = k0 + TransposedKeyTile <= fullHi + 1 ? k0 + TransposedKeyTile : keyEnd;
+                        int kn = k1 - k0;
+                        bool masked = k0 < fullLo || k1 - 1 > fullHi;
+                        Scores(keys, k0, kn, masked, pq, ps, pedge, pb, mp);
+                        Softmax(ps, k0, kn, masked, pstats, pb, mp);
+                        if (!first)
+                            for (int i = 0; i < mp; i++)
+                            {
+                                float correction = pstats[2 * mp + i];
+                                if (correction != 1f)
+                                {
+                                    var o = new Span<float>(pacc + (nint)i * d, d);
+                                    TensorPrimitives.Multiply(o, correction, o);
+                                }
+                            }
+                        // O += P·V_tile, each 6-row sliver up to its last visible key (P is 0 beyond it).
+                        for (int i0 = 0; i0 < mp; i0 += 6)
+                        {
+                            int kc = masked ? Math.Min(kn, pb[i0 + 5] - k0 + 1) : kn;
+                            float* o = pacc + (nint)i0 * d;
+                            if (kc <= 0)
+                            {
+                                if (first) new Span<float>(o, 6 * d).Clear();
+                                continue;
+                            }
+                            for (int c = 0; c < d; c += 64)
+                                MicroKernels.Avx512Kernel6x64Strided(kc, ps + i0, 1, mp, values + (nint)k0 * KvStride + c, KvStride,
+                                    o + c, d, 1f, first ? 0f : 1f);
+                        }
+                        first = false;
+                        k0 = k1;
+                    }
+                }
+
+                var output = Output.Span;
+                for (int r = 0; r < rows; r++)
+                for (int h = 0; h < gs; h++)
+                {
+                    int i = r * gs + h;
+                    TensorPrimitives.Multiply(acc.AsSpan(i * d, d), 1f / stats[mp + i], output.Slice((q0 + r) * QueryStride + column + h * d, d));
+                }
+            }
+            finally
+            {
+                pool.Return(qt);
+                pool.Return(st);
+                pool.Return(acc);
+                pool.Return(stats);
+                pool.Return(edge);
+                ArrayPool<int>.Shared.Return(bounds);
+            }
+        }
+
+        /// <summary>sᵀ[p, i] = Scale · K[k0 + p] · Q_i for p &lt; kn (rows up to the next multiple of 6 are scratch).</summary>
+        private void Scores(float* keys, int k0, int kn, bool masked, float* qt, float* st, float* edge, int* bounds, int mp)
+        {
+            int d = HeadDim;
+            for (int r = 0; r < kn; r += 6)
+            {
+                int count = Math.Min(6, kn - r), kLo = k0 + r, kHi = kLo + count - 1;
+                float* a = keys + (nint)kLo * KvStride;
+                nint ai = KvStride;
+                if (count < 6)
+                {
+                    new Span<float>(edge, 6 * d).Clear();
+                    for (int t = 0; t < count; t++) new ReadOnlySpan<float>(a + t * ai, d).CopyTo(new Span<float>(edge + t * d, d));
+                    a = edge;
+                    ai = d;
+                }
+                for (int j = 0; j < mp; j += 64)
+                {
+                    // Rows are in position order, so row j + 63 sees the furthest and row j the least far back.
+                    if (masked && (bounds[j + 63] < kLo || bounds[mp + j] > kHi)) continue; // all invisible: left unset
+                    MicroKernels.Avx512Kernel6x64Strided(d, a, ai, 1, qt + j, mp, st + (nint)r * mp + j, mp, Scale, 0f);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Per row (16 at a time, down the key axis): invisible scores → −∞ (masked tile), new max, p = exp(s − max),
+        /// running sum rescaled by the correction exp(old max − new max), which is also kept for rescaling O.
+        /// </summary>
+        private static void Softmax(float* st, int k0, int kn, bool masked, float* stats, int* bounds, int mp)
+        {
+            float* rowMax = stats, rowSum = stats + mp, correction = stats + 2 * mp;
+            var negInf = Vector512.Create(float.NegativeInfinity);
+            for (int c = 0; c < mp; c += 16)
+            {
+                var max = negInf;
+                if (masked)
+                {
+                    var last = Vector512.Load(bounds + c);
+                    var firstVisible = Vector512.Load(bounds + mp + c);
+                    for (int p = 0; p < kn; p++)
+                    {
+                        float* sp = st + (nint)p * mp + c;
+                        var key = Vector512.Create(k0 + p);
+                        var visible = Vector512.LessThanOrEqual(key, last) & Vector512.GreaterThanOrEqual(key, firstVisible);
+                        var s = Vector512.ConditionalSelect(visible.AsSingle(), Vector512.Load(sp), negInf);
+                        s.Store(sp);
+                        max = Vector512.Max(max, s);
+                    }
+                }
+                else
+                {
+                    for (int p = 0; p < kn; p++) max = Vector512.Max(max, Vector512.Load(st + (nint)p * mp + c));
+                }
+                var oldMax = Vector512.Load(rowMax + c);
+                var newMax = Vector512.Max(oldMax, max);
+                // A row with nothing visible yet keeps max −∞; shifting by 0 then keeps every exp at 0 (not NaN).
+                var shift = Vector512.ConditionalSelect(Vector512.Equals(newMax, negInf), Vector512<float>.Zero, newMax);
+                var sum = Vector512<float>.Zero;
+                for (int p = 0; p < kn; p++)
+                {
+                    float* sp = st + (nint)p * mp + c;
+                    var e = FastExp.Exp(Vector512.Load(sp) - shift);
+                    e.Store(sp);
+                    sum += e;
+                }
+                var factor = FastExp.Exp(oldMax - shift);
+                (Vector512.Load(rowSum + c) * factor + sum).Store(rowSum + c);
+                newMax.Store(rowMax + c);
+                factor.Store(correction + c);
+            }
+        }
+
+        private void RunItem(int block, int kvHead)
+        {
+            int d = HeadDim, gs = GroupSize;
+            int q0 = block * QueryBlock, rows = Math.Min(QueryBlock, TokenCount - q0);
+            int m = rows * gs;                   // stacked rows: i = r · gs + (head − kvHead · gs)
+            int firstPos = StartPosition + q0, lastPos = firstPos + rows - 1;
+            int keyStart = Window == int.MaxValue ? 0 : Math.Max(0, firstPos - Window + 1);
+            int keyEnd = lastPos + 1;            // exclusive
+            // Keys every row of the block sees (no masking needed): [fullLo, fullHi].
+            int fullLo = Window == int.MaxValue ? 0 : lastPos - Window + 1, fullHi = firstPos;
+            int groupWidth = gs * d, column = kvHead * groupWidth;
+
+            var pool = ArrayPool<float>.Shared;
+            float[] stackedQ = pool.Rent(m * d);                        // [m, d]
+            float[] acc = pool.Rent(m * d);                             // [m, d] = [rows, gs · d] unnormalised output
+            float[] scores = pool.Rent(m * (KeyTile + QueryBlock));     // [m, tile]
+            float[] rowMax = pool.Rent(m), rowSum = pool.Rent(m);       // [m] running max and Σ exp(s − max)
+            try
+            {
+                var queries = Queries.Span;
+                for (int r = 0; r < rows; r++)
+                    queries.Slice((q0 + r) * QueryStride + column, groupWidth).CopyTo(stackedQ.AsSpan(r * groupWidth, groupWidth));
+                rowMax.AsSpan(0, m).Fill(float.NegativeInfinity);
+                rowSum.AsSpan(0, m).Clear();
+                var keys = Keys.Span[(kvHead * d)..];
+                var values = Values.Span[(kvHead * d)..];
+
+                bool first = true;
+                for (int k0 = keyStart; k0 < keyEnd;)
+                {
+                    // Whole tiles up to the diagonal block; the rest (diagonal included) as one masked tile.
+                    int k1 = k0 + KeyTile <= fullHi + 1 ? k0 + KeyTile : keyEnd;
+                    int kn = k1 - k0;
+                    var s = scores.AsSpan(0, m * kn);
+                    Gemm.Sgemm(false, true, m, kn, d, Scale, stackedQ, d, keys[(k0 * KvStride)..], KvStride, 0f, s, kn, parallel: false);
+                    bool masked = k0 < fullLo || k1 - 1 > fullHi;
+                    for (int i = 0; i < m; i++)
+                    {
+                        int pos = firstPos + i / gs;
+                        int lo = 0, hi = kn - 1; // visible within the tile
+                        if (masked)
+                        {
+                            lo = Math.Max(k0, Window == int.MaxValue ? 0 : pos - Window + 1) - k0;
+                            hi = Math.Min(k1 - 1, pos) - k0;
+                        }
+                        var row = s.Slice(i * kn, kn);
+                        if (lo > hi)
+                        {
+                            row.Clear(); // nothing visible here: contributes nothing, state unchanged
+                            continue;
+                        }
+                        row[..lo].Clear();
+                        row[(hi + 1)..].Clear();
+                        var visible = row[lo..(hi + 1)];
+                        float oldMax = rowMax[i];
+                        float newMax = Math.Max(oldMax, TensorPrimitives.Max(visible));
+                        float tileSum = FastExp.ExponentiateShiftedSum(visible, newMax);
+                        if (newMax > oldMax)
+                        {
+                            // exp(−∞) = 0 for a row's first visible tile; its accumulator row is still zero then.
+                            float correction = MathF.Exp(oldMax - newMax);
+                            rowSum[i] = rowSum[i] * correction + tileSum;
+                            if (!first)
+                            {
+                                var o = acc.AsSpan(i * d, d);
+                                TensorPrimitives.Multiply(o, correction, o);
+                            }
+                        }
+                        else
+                        {
+                            rowSum[i] += tileSum;
+                        }
+                        rowMax[i] = newMax;
+                    }
+                    Gemm.Sgemm(false, false, m, d, kn, 1f, s, kn, values[(k0 * KvStride)..], KvStride, first ? 0f : 1f,
+                        acc.AsSpan(0, m * d), d, parallel: false);
+                    first = false;
+                    k0 = k1;
+                }
+
+                var output = Output.Span;
+                for (int r = 0; r < rows; r++)
+                {
+                    var outRow = output.Slice((q0 + r) * QueryStride + column, groupWidth);
+                    for (int h = 0; h < gs; h++)
+                        TensorPrimitives.Multiply(acc.AsSpan((r * gs + h) * d, d), 1f / rowSum[r * gs + h], outRow.Slice(h * d, d));
+                }
+            }
+            finally
+            {
+                pool.Return(stackedQ);
+                pool.Return(acc);
+                pool.Return(scores);
+                pool.Return(rowMax);
+                pool.Return(rowSum);
+            }
+        }
     }
 
     /// <summary>Query counts below this use dot products per key instead of two GEMMs per block.</summary>

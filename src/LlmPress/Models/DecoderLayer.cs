@@ -128,9 +128,8 @@ public sealed class DecoderLayer
     /// <summary>Stage 3: Hidden += o_proj(Attention).</summary>
     public void ProjectAttentionOutput(int tokenCount, ForwardScratch scratch, LinearInputObserver? observer = null)
     {
-        int m = tokenCount * _config.HiddenSize;
         Project(OutputProj, scratch.Attention, tokenCount, scratch.Projected, observer);
-        TensorPrimitives.Add(scratch.Hidden.AsSpan(0, m), scratch.Projected.AsSpan(0, m), scratch.Hidden.AsSpan(0, m));
+        AddResidual(scratch, tokenCount);
     }
 
     /// <summary>Stage 4: Normed = post_attention_layernorm(Hidden).</summary>
@@ -152,9 +151,25 @@ public sealed class DecoderLayer
     /// <summary>Stage 6: Hidden += down_proj(Gate).</summary>
     public void ProjectMlpOutput(int tokenCount, ForwardScratch scratch, LinearInputObserver? observer = null)
     {
-        int m = tokenCount * _config.HiddenSize;
         Project(DownProj, scratch.Gate, tokenCount, scratch.Projected, observer);
-        TensorPrimitives.Add(scratch.Hidden.AsSpan(0, m), scratch.Projected.AsSpan(0, m), scratch.Hidden.AsSpan(0, m));
+        AddResidual(scratch, tokenCount);
+    }
+
+    /// <summary>Hidden += Projected over [tokenCount, hidden], token chunks split over threads (element-wise: same bits).</summary>
+    private void AddResidual(ForwardScratch scratch, int tokenCount)
+    {
+        int d = _config.HiddenSize;
+        float[] hidden = scratch.Hidden, projected = scratch.Projected;
+        if (tokenCount < 256)
+        {
+            TensorPrimitives.Add(hidden.AsSpan(0, tokenCount * d), projected.AsSpan(0, tokenCount * d), hidden.AsSpan(0, tokenCount * d));
+            return;
+        }
+        RowParallel.For(tokenCount, (first, count) =>
+        {
+            var h = hidden.AsSpan(first * d, count * d);
+            TensorPrimitives.Add(h, projected.AsSpan(first * d, count * d), h);
+        });
     }
 
     private static void Project(LinearLayer layer, ReadOnlySpan<float> input, int n, Span<float> output, LinearInputObserver? observer)
@@ -167,20 +182,15 @@ public sealed class DecoderLayer
     /// <summary>gate ← silu(gate) · up, with silu(x) = x · σ(x); elements [0, length).</summary>
     internal static void SiluMultiply(float[] gate, float[] up, int length)
     {
-        const int Chunk = 4096; // bounded stack scratch, keeps the sigmoid in L1
+        const int Chunk = 16384; // 64 KiB of gate and of up per work item
         int chunks = (length + Chunk - 1) / Chunk;
         void Run(int chunk)
         {
-            Span<float> sigmoid = stackalloc float[Chunk];
             int start = chunk * Chunk, len = Math.Min(Chunk, length - start);
-            var g = gate.AsSpan(start, len);
-            var s = sigmoid[..len];
-            TensorPrimitives.Sigmoid(g, s);
-            TensorPrimitives.Multiply(g, s, g);
-            TensorPrimitives.Multiply(g, up.AsSpan(start, len), g);
+            SwiGlu.Apply(gate.AsSpan(start, len), up.AsSpan(start, len));
         }
         // Element-wise, so any split gives identical results; worth a thread hand-off only for prefill-sized work.
-        if (chunks < 16 || Parallelism.MaxThreads == 1)
+        if (chunks < 4 || Parallelism.MaxThreads == 1)
             for (int c = 0; c < chunks; c++) Run(c);
         else
             Parallel.For(0, chunks, Parallelism.Options, Run);

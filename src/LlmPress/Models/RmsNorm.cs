@@ -9,11 +9,30 @@ public sealed class RmsNorm(float[] weight, double eps)
     public float[] Weight { get; } = weight;
     public double Eps { get; } = eps;
 
-    /// <summary>x: [tokenCount, hidden] → y: [tokenCount, hidden] (y may alias x).</summary>
-    public void Forward(ReadOnlySpan<float> x, int tokenCount, Span<float> y)
+    /// <summary>x: [tokenCount, hidden] → y: [tokenCount, hidden] (y may alias x). Tokens are split over threads
+    /// for prefill-sized inputs (each token is normalised whole by one thread, so the result is the same).</summary>
+    public unsafe void Forward(ReadOnlySpan<float> x, int tokenCount, Span<float> y)
     {
         int d = Weight.Length;
-        for (int t = 0; t < tokenCount; t++)
+        if (tokenCount < 256)
+        {
+            ForwardRows(x, y, 0, tokenCount);
+            return;
+        }
+        if (x.Length < tokenCount * d || y.Length < tokenCount * d) throw new ArgumentException("x or y is shorter than [tokenCount, hidden].");
+        fixed (float* px = x, py = y)
+        {
+            nint ax = (nint)px, ay = (nint)py;
+            RowParallel.For(tokenCount, (first, count) => ForwardRows(
+                new ReadOnlySpan<float>((float*)ax + (nint)first * d, count * d),
+                new Span<float>((float*)ay + (nint)first * d, count * d), 0, count));
+        }
+    }
+
+    private void ForwardRows(ReadOnlySpan<float> x, Span<float> y, int first, int count)
+    {
+        int d = Weight.Length;
+        for (int t = first; t < first + count; t++)
         {
             var xr = x.Slice(t * d, d);
             var yr = y.Slice(t * d, d);

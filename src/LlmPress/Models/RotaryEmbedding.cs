@@ -58,12 +58,30 @@ public sealed class RotaryEmbedding
     /// Rotates every head of <paramref name="x"/> in place. x: [tokenCount, headCount · headDim]; token t sits at
     /// position startPosition + t.
     /// </summary>
-    public void Apply(Span<float> x, int tokenCount, int headCount, int startPosition)
+    public unsafe void Apply(Span<float> x, int tokenCount, int headCount, int startPosition)
     {
         EnsurePositions(startPosition + tokenCount);
+        int rowWidth = headCount * _headDim;
+        if (tokenCount < 256)
+        {
+            ApplyRows(x, 0, tokenCount, headCount, startPosition);
+            return;
+        }
+        if (x.Length < tokenCount * rowWidth) throw new ArgumentException("x is shorter than [tokenCount, headCount · headDim].", nameof(x));
+        // Tokens are independent: split over threads for prefill-sized inputs (same bits for any split).
+        fixed (float* px = x)
+        {
+            nint ax = (nint)px;
+            RowParallel.For(tokenCount, (first, count) =>
+                ApplyRows(new Span<float>((float*)ax + (nint)first * rowWidth, count * rowWidth), 0, count, headCount, startPosition + first));
+        }
+    }
+
+    private void ApplyRows(Span<float> x, int first, int tokenCount, int headCount, int startPosition)
+    {
         float[] cosTable = _cos, sinTable = _sin;
         int half = _headDim / 2, rowWidth = headCount * _headDim;
-        for (int t = 0; t < tokenCount; t++)
+        for (int t = first; t < first + tokenCount; t++)
         {
             int pos = startPosition + t;
             ReadOnlySpan<float> cos = cosTable.AsSpan(pos * half, half), sin = sinTable.AsSpan(pos * half, half);

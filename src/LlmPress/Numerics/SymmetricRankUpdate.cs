@@ -25,14 +25,34 @@ public static unsafe class SymmetricRankUpdate
 
         fixed (float* px = x, ph = h)
         {
-            if (rows > 0 && alpha != 0)
-            {
-                // op(A)(i, p) = x[p, i] and op(B)(p, j) = x[p, j]: both are x read with the column index contiguous.
-                var source = new MatrixSource(px, cols, outerContiguous: true);
-                GemmDriver.Run(cols, cols, rows, alpha, source, source, 1f, ph, cols, parallel, lowerOnly: true);
-            }
+            if (rows > 0 && alpha != 0) RunLower(px, rows, cols, alpha, ph, parallel);
             MirrorLowerToUpper(ph, cols, cols, parallel);
         }
+    }
+
+    /// <summary>
+    /// h's lower triangle (row ≥ column) += alpha · xᵀx, without the mirror: for accumulators that only ever read the
+    /// lower triangle (GPTQ's Hessian folds it into a packed double sum). Entries above the diagonal are left
+    /// undefined (tiles straddling the diagonal add into some of them). Same arithmetic per lower element as
+    /// <see cref="Accumulate"/>, so the lower triangles are bit-identical.
+    /// </summary>
+    /// <exception cref="ArgumentException">x or h is too short, or they overlap.</exception>
+    public static void AccumulateLower(ReadOnlySpan<float> x, int rows, int cols, float alpha, Span<float> h, bool parallel = true)
+    {
+        if (rows < 0) ThrowHelper.ThrowArgumentOutOfRange(nameof(rows), rows, "rows must be non-negative.");
+        if (cols < 0) ThrowHelper.ThrowArgumentOutOfRange(nameof(cols), cols, "cols must be non-negative.");
+        ThrowHelper.CheckMatrix(x.Length, rows, cols, cols, nameof(x));
+        ThrowHelper.CheckMatrix(h.Length, cols, cols, cols, nameof(h));
+        if (cols == 0 || rows == 0 || alpha == 0) return;
+        if (h.Overlaps(x)) ThrowHelper.ThrowArgument("h must not overlap x.", nameof(h));
+        fixed (float* px = x, ph = h) RunLower(px, rows, cols, alpha, ph, parallel);
+    }
+
+    private static void RunLower(float* x, int rows, int cols, float alpha, float* h, bool parallel)
+    {
+        // op(A)(i, p) = x[p, i] and op(B)(p, j) = x[p, j]: both are x read with the column index contiguous.
+        var source = new MatrixSource(x, cols, outerContiguous: true);
+        GemmDriver.Run(cols, cols, rows, alpha, source, source, 1f, h, cols, parallel, lowerOnly: true);
     }
 
     /// <summary>

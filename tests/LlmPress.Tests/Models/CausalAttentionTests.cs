@@ -1,7 +1,9 @@
 using LlmPress.Models;
+using LlmPress.Tests.Numerics;
 
 namespace LlmPress.Tests.Models;
 
+[Collection(GlobalSettingsCollection.Name)] // one test sets Parallelism.MaxThreads
 public class CausalAttentionTests
 {
     /// <summary>Direct definition, in double: out = softmax(q·kᵀ/√d masked to visible keys) · v.</summary>
@@ -35,10 +37,64 @@ public class CausalAttentionTests
         return output;
     }
 
+    /// <summary>The portable tiled path (forced AVX2 tier) on a shape the AVX-512 path would otherwise take.</summary>
+    [Fact]
+    public void PortablePathMatchesOnWideHeads()
+    {
+        var rng = new Random(17);
+        float[] Rand(int n) { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 4 - 2); return a; }
+        const int tokens = 300, heads = 6, kvHeads = 2, headDim = 64;
+        var q = Rand(tokens * heads * headDim);
+        var k = Rand(tokens * kvHeads * headDim);
+        var v = Rand(tokens * kvHeads * headDim);
+        var expected = Reference(q, k, v, tokens, 0, heads, kvHeads, headDim, null);
+        var actual = new float[expected.Length];
+        using (NumericsTestUtil.Force(LlmPress.Numerics.Kernels.KernelLevel.Avx2))
+            CausalAttention.Forward(q, k, v, tokens, 0, heads, kvHeads, headDim, null, actual);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"[{i}] expected {expected[i]}, got {actual[i]}");
+    }
+
+    /// <summary>Work items are split across threads, never a softmax or a K sum: bit-identical for 1, 2, 3 threads.</summary>
+    [Fact]
+    public void IsIndependentOfThreadCount()
+    {
+        var rng = new Random(11);
+        float[] Rand(int n) { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 4 - 2); return a; }
+        const int tokens = 600, heads = 6, kvHeads = 2, headDim = 64;
+        var q = Rand(tokens * heads * headDim);
+        var k = Rand(tokens * kvHeads * headDim);
+        var v = Rand(tokens * kvHeads * headDim);
+        float[] Run(int threads)
+        {
+            var output = new float[q.Length];
+            using (NumericsTestUtil.Threads(threads))
+                CausalAttention.Forward(q, k, v, tokens, 0, heads, kvHeads, headDim, null, output);
+            return output;
+        }
+        var one = Run(1);
+        foreach (int threads in new[] { 2, 3 })
+        {
+            var other = Run(threads);
+            for (int i = 0; i < one.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(one[i]) == BitConverter.SingleToInt32Bits(other[i]), $"threads {threads}: [{i}] {one[i]:R} vs {other[i]:R}");
+        }
+    }
+
     [Theory]
     [InlineData(1, 0, 4, 2, 8, null)]
     [InlineData(7, 0, 4, 4, 16, null)]
-    [InlineData(130, 0, 6, 2, 16, null)]   // crosses query blocks of 64
+    [InlineData(130, 0, 6, 2, 16, null)]   // crosses query blocks of 128 (3 heads per KV head)
+    [InlineData(700, 0, 6, 2, 16, null)]   // several full key tiles of 256 before the masked diagonal tile
+    [InlineData(300, 400, 4, 4, 8, null)]  // continues a cache: full tiles from the cache, query blocks of 96
+    [InlineData(600, 0, 8, 1, 8, 300)]     // sliding window: masked first tile, a row's first tiles see nothing
+    [InlineData(517, 0, 16, 2, 8, 1000)]   // window longer than the sequence; query blocks of 48
+    // headDim a multiple of 64: the AVX-512 transposed-score path (where the CPU has it)
+    [InlineData(300, 0, 6, 2, 64, null)]   // diagonal tile + a full tile of 252 keys; partial key sliver
+    [InlineData(5, 0, 3, 3, 64, null)]     // 5 rows padded to 192
+    [InlineData(130, 400, 4, 1, 128, null)] // cache, two 64-wide output slivers, query block 96
+    [InlineData(400, 0, 8, 2, 64, 150)]    // sliding window: skipped and partly visible score blocks
+    [InlineData(200, 0, 1, 1, 64, 1)]      // window 1: each query sees only itself
     [InlineData(3, 61, 4, 1, 8, null)]     // continues a cache
     [InlineData(100, 0, 2, 1, 8, 17)]      // sliding window
     [InlineData(5, 40, 2, 2, 8, 9)]

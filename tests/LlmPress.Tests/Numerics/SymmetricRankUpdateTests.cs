@@ -41,4 +41,26 @@ public class SymmetricRankUpdateTests
         for (int i = 0; i < cols; i++)
             for (int j = 0; j < i; j++) Assert.Equal(actual[i * cols + j], actual[j * cols + i]);
     }
+
+    /// <summary>The unmirrored form leaves the lower triangle bit-identical to <see cref="SymmetricRankUpdate.Accumulate"/>'s.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void AccumulateLowerMatchesAccumulateOnTheLowerTriangle(int level, int rows, int cols)
+    {
+        var rng = new Random(rows * 7 + cols);
+        var x = Random(rng, (long)rows * cols);
+        var h0 = new float[cols * cols];
+        for (int i = 0; i < cols; i++)
+            for (int j = 0; j <= i; j++) h0[i * cols + j] = h0[j * cols + i] = (float)rng.NextDouble();
+        var full = (float[])h0.Clone();
+        var lower = (float[])h0.Clone();
+        using (Force((KernelLevel)level))
+        {
+            SymmetricRankUpdate.Accumulate(x, rows, cols, 0.37f, full);
+            SymmetricRankUpdate.AccumulateLower(x, rows, cols, 0.37f, lower);
+        }
+        for (int i = 0; i < cols; i++)
+            for (int j = 0; j <= i; j++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(full[i * cols + j]), BitConverter.SingleToInt32Bits(lower[i * cols + j]));
+    }
 }

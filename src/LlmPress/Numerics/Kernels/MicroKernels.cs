@@ -59,6 +59,48 @@ internal static unsafe class MicroKernels
         Store512(c + 5 * ldc, c50, c51, c52, c53, alphaV, betaV, beta);
     }
 
+    /// <summary>
+    /// The AVX-512 6×64 tile on operands read in place, without packing: A(i, p) = a[i·ai + p·ap] (row-major A has
+    /// ai = lda, ap = 1; a transposed one ai = 1, ap = lda) and B(p, j) = b[p·ldb + j]. For small products whose
+    /// operands already sit in L1/L2 (attention tiles), where packing would cost as much as the FMAs: the six A values
+    /// are broadcast straight from memory. Same store rule as <see cref="Avx512Kernel6x64"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Avx512Kernel6x64Strided(nint kc, float* a, nint ai, nint ap, float* b, nint ldb, float* c, nint ldc, float alpha, float beta)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default, c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default, c40 = default, c41 = default, c42 = default, c43 = default, c50 = default, c51 = default, c52 = default, c53 = default;
+        Vector512<float> av;
+        float* a0 = a, a1 = a + ai, a2 = a + 2 * ai, a3 = a + 3 * ai, a4 = a + 4 * ai, a5 = a + 5 * ai;
+        for (nint p = 0, o = 0; p < kc; p++, o += ap)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var b2 = Vector512.Load(b + 32);
+            var b3 = Vector512.Load(b + 48);
+            av = Vector512.Create(a0[o]);
+            c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01); c02 = Avx512F.FusedMultiplyAdd(av, b2, c02); c03 = Avx512F.FusedMultiplyAdd(av, b3, c03);
+            av = Vector512.Create(a1[o]);
+            c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11); c12 = Avx512F.FusedMultiplyAdd(av, b2, c12); c13 = Avx512F.FusedMultiplyAdd(av, b3, c13);
+            av = Vector512.Create(a2[o]);
+            c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21); c22 = Avx512F.FusedMultiplyAdd(av, b2, c22); c23 = Avx512F.FusedMultiplyAdd(av, b3, c23);
+            av = Vector512.Create(a3[o]);
+            c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31); c32 = Avx512F.FusedMultiplyAdd(av, b2, c32); c33 = Avx512F.FusedMultiplyAdd(av, b3, c33);
+            av = Vector512.Create(a4[o]);
+            c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41); c42 = Avx512F.FusedMultiplyAdd(av, b2, c42); c43 = Avx512F.FusedMultiplyAdd(av, b3, c43);
+            av = Vector512.Create(a5[o]);
+            c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51); c52 = Avx512F.FusedMultiplyAdd(av, b2, c52); c53 = Avx512F.FusedMultiplyAdd(av, b3, c53);
+            b += ldb;
+        }
+        var alphaV = Vector512.Create(alpha);
+        var betaV = Vector512.Create(beta);
+        Store512(c + 0 * ldc, c00, c01, c02, c03, alphaV, betaV, beta);
+        Store512(c + 1 * ldc, c10, c11, c12, c13, alphaV, betaV, beta);
+        Store512(c + 2 * ldc, c20, c21, c22, c23, alphaV, betaV, beta);
+        Store512(c + 3 * ldc, c30, c31, c32, c33, alphaV, betaV, beta);
+        Store512(c + 4 * ldc, c40, c41, c42, c43, alphaV, betaV, beta);
+        Store512(c + 5 * ldc, c50, c51, c52, c53, alphaV, betaV, beta);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store512(float* r, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
         Vector512<float> alphaV, Vector512<float> betaV, float beta)

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using LlmPress.Numerics;
 
 namespace LlmPress.Quantization;
@@ -31,7 +33,7 @@ public sealed class HessianAccumulator
     /// <summary>Batches smaller than this are copied into a staging buffer and multiplied together.</summary>
     public const int StageTokens = 256;
 
-    private readonly float[] _block;   // [Columns, Columns] FP32 partial sum (lower triangle meaningful, mirrored by the SYRK)
+    private readonly float[] _block;   // [Columns, Columns] FP32 partial sum (lower triangle meaningful, upper undefined)
     private readonly double[] _sum;    // lower triangle packed by rows: row i at i(i+1)/2, i + 1 values
     private readonly bool _parallel;
     private float[]? _stage;           // [StageTokens, Columns]
@@ -136,7 +138,8 @@ public sealed class HessianAccumulator
     private void Multiply(ReadOnlySpan<float> x, int tokens)
     {
         if (_blockTokens + tokens > FoldTokens) Fold();
-        SymmetricRankUpdate.Accumulate(x, tokens, Columns, 1f, _block, _parallel);
+        // Fold reads only the lower triangle, so the SYRK's mirror pass (an n² strided copy per batch) is skipped.
+        SymmetricRankUpdate.AccumulateLower(x, tokens, Columns, 1f, _block, _parallel);
         _blockTokens += tokens;
     }
 
@@ -156,7 +159,20 @@ public sealed class HessianAccumulator
         {
             var row = _block.AsSpan(i * n, i + 1);
             var sum = _sum.AsSpan((int)((long)i * (i + 1) / 2), i + 1);
-            for (int j = 0; j < row.Length; j++) sum[j] += row[j];
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                // The same double additions of widened floats as the scalar loop, 16 at a time.
+                ref float r0 = ref MemoryMarshal.GetReference(row);
+                ref double s0 = ref MemoryMarshal.GetReference(sum);
+                for (; j + 16 <= row.Length; j += 16)
+                {
+                    var (lower, upper) = Vector512.Widen(Vector512.LoadUnsafe(ref r0, (nuint)j));
+                    (Vector512.LoadUnsafe(ref s0, (nuint)j) + lower).StoreUnsafe(ref s0, (nuint)j);
+                    (Vector512.LoadUnsafe(ref s0, (nuint)(j + 8)) + upper).StoreUnsafe(ref s0, (nuint)(j + 8));
+                }
+            }
+            for (; j < row.Length; j++) sum[j] += row[j];
         }
         Array.Clear(_block);
         _blockTokens = 0;
