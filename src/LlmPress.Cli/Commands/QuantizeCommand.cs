@@ -45,6 +45,11 @@ internal static class QuantizeCommand
             Description = "How group scales are chosen: minmax, or mse (shrink search on |w−q|^2.4). Default mse for mr-gptq, minmax otherwise.",
         };
         scaleSearch.AcceptOnlyFromAmong("minmax", "mse");
+        var perLayerScale = new Option<bool>("--nvfp4-per-layer-scale")
+        {
+            Description = "NVFP4: give every linear its own global scale. By default q/k/v share one and gate/up another (the smallest "
+                + "of each group), as engines that fuse them (vLLM) require.",
+        };
         var keep = new Option<string[]>("--keep")
         {
             Description = "Regular expression over module names (e.g. 'layers\\.0\\.' or 'down_proj'): matching linears stay as stored. "
@@ -75,7 +80,7 @@ internal static class QuantizeCommand
         };
         var command = new Command("quantize", "Quantize a model's decoder layers (RTN, GPTQ, MR-GPTQ or HIGGS) and write the compressed model.")
         {
-            model, output, method, format, groupSize, sym, asym, actOrder, rotationBlock, scaleSearch, keep, calib, samples, seqLen, seed, force, resume, maxMemory, json, dryRun,
+            model, output, method, format, groupSize, sym, asym, actOrder, rotationBlock, scaleSearch, perLayerScale, keep, calib, samples, seqLen, seed, force, resume, maxMemory, json, dryRun,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
@@ -99,6 +104,7 @@ internal static class QuantizeCommand
                 RotationBlockSize = block,
                 ScaleSearch = parse.GetValue(scaleSearch) switch { "mse" => ScaleSearch.Mse, "minmax" => ScaleSearch.MinMax, _ => null },
                 KeepLayers = parse.GetValue(keep) ?? [],
+                ShareNvfp4GlobalScale = !parse.GetValue(perLayerScale),
             };
             return Run(console, parse.GetValue(model)!, parse.GetValue(output)!, options, parse.GetValue(calib), parse.GetValue(samples),
                 parse.GetValue(seqLen), parse.GetValue(seed), parse.GetValue(force), parse.GetValue(json), parse.GetValue(dryRun),

@@ -109,10 +109,12 @@ public static class QuantizationPipeline
                 var linears = layer.Linears;
                 var originals = linears.Select(x => x.Weight).ToArray();
                 int layerStart = layers.Count;
+                var globalScales = options.ShareNvfp4GlobalScale ? SharedNvfp4GlobalScales(layer, options) : null;
                 void Quantize(LinearLayer linear, float[]? hessian)
                 {
                     if (options.FormatFor(linear.Name, linear.InFeatures) is not { } format) return; // kept as stored
-                    var (packed, report) = QuantizeLinear(linear, hessian, format, options);
+                    float? globalScale = globalScales is not null && globalScales.TryGetValue(linear, out float g) ? g : null;
+                    var (packed, report) = QuantizeLinear(linear, hessian, format, options, globalScale);
                     layers.Add(new QuantizedLayer(linear.Name, packed));
                     reports.Add(report);
                 }
@@ -248,8 +250,34 @@ public static class QuantizationPipeline
 
     // Quantizes one linear and swaps its dequantized FP32 weight in: in the original basis, or for a rotating format in
     // the rotated basis with the matching online input rotation (as the quantized checkpoint is run later).
+    /// <summary>
+    /// NVFP4 per-tensor scales for the linears an engine runs fused — q/k/v and gate/up (one GEMM over concatenated
+    /// weights, one global scale: vLLM takes a fused layer's largest-amax shard): each member gets the smallest g of its
+    /// group, computed on the stored-basis weights before any of them is quantized (FP-Quant's --fuse_global_scale).
+    /// </summary>
+    private static Dictionary<LinearLayer, float>? SharedNvfp4GlobalScales(DecoderLayer layer, QuantizeOptions options)
+    {
+        Dictionary<LinearLayer, float>? result = null;
+        foreach (var group in new[] { new[] { layer.QueryProj, layer.KeyProj, layer.ValueProj }, [layer.GateProj, layer.UpProj] })
+        {
+            float shared = float.MaxValue;
+            var members = new List<LinearLayer>();
+            foreach (var linear in group)
+            {
+                if (options.FormatFor(linear.Name, linear.InFeatures) is not { Kind: QuantKind.Nvfp4 } format) continue;
+                var w = linear.Weight;
+                shared = Math.Min(shared, Nvfp4Format.ComputeGlobalScale(format.ToStoredBasis(w.ToFloatArray(), w.Rows, w.Cols)));
+                members.Add(linear);
+            }
+            if (members.Count < 2) continue;
+            result ??= [];
+            foreach (var linear in members) result[linear] = shared;
+        }
+        return result;
+    }
+
     private static (PackedWeight Packed, LayerReport Report) QuantizeLinear(LinearLayer linear, float[]? hessian, QuantFormat format,
-        QuantizeOptions options)
+        QuantizeOptions options, float? nvfp4GlobalScale)
     {
         var start = Stopwatch.GetTimestamp();
         var original = linear.Weight;
@@ -266,6 +294,7 @@ public static class QuantizationPipeline
                     ActOrder = options.EffectiveActOrder,
                     DampPercent = options.DampPercent,
                     ScaleSearch = options.EffectiveScaleSearch,
+                    Nvfp4GlobalScale = nvfp4GlobalScale,
                     LayerName = linear.Name,
                 });
                 packed = gptq.Packed;
@@ -273,7 +302,9 @@ public static class QuantizationPipeline
             }
             else
             {
-                packed = format.Quantize(weight, rows, cols, options.EffectiveScaleSearch);
+                packed = nvfp4GlobalScale is float g
+                    ? Nvfp4Format.Quantize(format, weight, rows, cols, g, options.EffectiveScaleSearch)
+                    : format.Quantize(weight, rows, cols, options.EffectiveScaleSearch);
                 dequantized = packed.Dequantize();
             }
         }

@@ -36,6 +36,13 @@ public sealed record QuantizeOptions
     /// </summary>
     public IReadOnlyList<string> KeepLayers { get; init; } = [];
 
+    /// <summary>
+    /// NVFP4: q/k/v share one per-tensor global scale, and gate/up another — the smallest of each group's own — because
+    /// engines (vLLM) run them as one fused GEMM with one global scale. Default true; false gives every linear its own
+    /// scale (slightly finer for the layers with the smaller weights, but not loadable as fused layers).
+    /// </summary>
+    public bool ShareNvfp4GlobalScale { get; init; } = true;
+
     /// <summary>True when <see cref="Method"/> needs calibration data.</summary>
     public bool NeedsCalibration => Method is QuantMethod.Gptq or QuantMethod.MrGptq;
 

@@ -119,6 +119,7 @@ public static class QuantizedCheckpointWriter
             ["rotation"] = rotates
                 ? new JsonObject { ["type"] = "hadamard", ["normalized"] = true, ["applied_to"] = "input_activations_online" }
                 : null,
+            ["nvfp4_fused_global_scale"] = format.Kind == QuantKind.Nvfp4 ? options.ShareNvfp4GlobalScale : null,
             ["kept_layers"] = options.KeepLayers.Count == 0 ? null : new JsonArray([.. options.KeepLayers.Select(p => (JsonNode)JsonValue.Create(p))]),
             ["quantized_layers"] = new JsonArray([.. result.Layers.Select(l => (JsonNode)JsonValue.Create(l.Name))]),
             ["layer_formats"] = layerFormats,

@@ -49,6 +49,7 @@ public sealed class RunFingerprint
             ["act_order"] = options.EffectiveActOrder ? "true" : "false",
             ["scale_search"] = options.EffectiveScaleSearch.ToString(),
             ["keep_layers"] = string.Join(" | ", options.KeepLayers),
+            ["shared_nvfp4_global_scale"] = options.ShareNvfp4GlobalScale ? "true" : "false",
             ["damp_percent"] = options.DampPercent.ToString("R", CultureInfo.InvariantCulture),
             ["calibration"] = calibration is null ? "none"
                 : $"{calibration.SampleCount} × {calibration.SequenceLength} tokens, seed {calibration.Seed}",
