@@ -100,12 +100,11 @@ public static class CompressedTensorsCodec
         var result = new float[(long)rows * cols];
         if (scheme.Format == CompressedTensorsScheme.PackQuantized)
         {
-            int bits = scheme.Bits, offset = 1 << (bits - 1);
+            int bits = scheme.Bits, offset = 1 << (bits - 1), words = CompressedTensorsPacking.WordCount(cols, bits);
             long[] shape = MemoryMarshal.Cast<byte, long>(Read(store, $"{module}.weight_shape", DType.I64, [2]).Span).ToArray();
             if (shape[0] != rows || shape[1] != cols)
                 throw new InvalidDataException($"{store.Path}: {module}.weight_shape is [{shape[0]}, {shape[1]}], expected [{rows}, {cols}].");
-            var words = MemoryMarshal.Cast<byte, int>(Read(store, $"{module}.weight_packed", DType.I32, [rows, CompressedTensorsPacking.WordCount(cols, bits)]).Span);
-            byte[] codes = CompressedTensorsPacking.UnpackRows(words, rows, cols, bits);
+            var packed = Read(store, $"{module}.weight_packed", DType.I32, [rows, words]);
             float[] scales = ReadScales(store, $"{module}.weight_scale", rows, groups);
             byte[]? zeros = null;
             if (!scheme.Symmetric)
@@ -114,45 +113,53 @@ public static class CompressedTensorsCodec
                     Read(store, $"{module}.weight_zero_point", DType.I32, [CompressedTensorsPacking.WordCount(rows, bits), groups]).Span);
                 zeros = CompressedTensorsPacking.UnpackColumns(zeroWords, rows, groups, bits);
             }
-            for (int r = 0; r < rows; r++)
-                for (int c = 0; c < cols; c++)
+            Parallel.For(0, rows, Parallelism.Options, () => new byte[cols], (r, _, codes) =>
+            {
+                CompressedTensorsPacking.UnpackLine(MemoryMarshal.Cast<byte, int>(packed.Span).Slice(r * words, words), bits, codes);
+                var dst = result.AsSpan(r * cols, cols);
+                for (int g = 0; g < groups; g++)
                 {
-                    int g = c / groupSize;
-                    int q = codes[r * cols + c] - offset;                         // unpack_from_int32: back to signed
-                    int z = zeros is null ? 0 : zeros[r * groups + g] - offset;   // signed zero point (0 when symmetric)
-                    result[(long)r * cols + c] = (float)(q - z) * scales[r * groups + g];
+                    int z = zeros is null ? 0 : zeros[r * groups + g] - offset; // signed zero point (0 when symmetric)
+                    float scale = scales[r * groups + g];
+                    for (int c = g * groupSize; c < (g + 1) * groupSize; c++)
+                        dst[c] = (float)(codes[c] - offset - z) * scale;         // unpack_from_int32 gives code − 2^(b−1)
                 }
+                return codes;
+            }, _ => { });
             return result;
         }
 
-        var packed = Read(store, $"{module}.weight_packed", DType.U8, [rows, cols / 2]).Span;
         bool nv = scheme.Format == CompressedTensorsScheme.Nvfp4PackQuantized;
-        var scaleCodes = Read(store, $"{module}.weight_scale", nv ? DType.F8E4M3 : DType.U8, [rows, groups]).Span;
+        var fp4 = Read(store, $"{module}.weight_packed", DType.U8, [rows, cols / 2]);
+        var scaleCodes = Read(store, $"{module}.weight_scale", nv ? DType.F8E4M3 : DType.U8, [rows, groups]);
         float globalScale = nv ? BitConverter.ToSingle(Read(store, $"{module}.weight_global_scale", DType.F32, [1]).Span) : 1f;
         if (nv && !(globalScale > 0f && float.IsFinite(globalScale)))
             throw new InvalidDataException($"{store.Path}: {module}.weight_global_scale is {globalScale}, not a positive finite number.");
-        for (int r = 0; r < rows; r++)
+        for (int i = 0; i < scaleCodes.Length; i++)
+        {
+            byte code = scaleCodes.Span[i];
+            if (nv ? (code & 0x7F) == 0x7F : code == 0xFF) throw new InvalidDataException($"{store.Path}: {module}.weight_scale[{i / groups}, {i % groups}] is NaN (0x{code:X2}).");
+        }
+        Parallel.For(0, rows, Parallelism.Options, r =>
+        {
+            var packedRow = fp4.Span.Slice(r * (cols / 2), cols / 2);
+            var dst = result.AsSpan(r * cols, cols);
             for (int g = 0; g < groups; g++)
             {
-                byte code = scaleCodes[r * groups + g];
+                byte code = scaleCodes.Span[r * groups + g];
                 float scale = nv ? E4M3(code) / globalScale : E8M0Value(code);
-                if (float.IsNaN(scale)) throw new InvalidDataException($"{store.Path}: {module}.weight_scale[{r}, {g}] is NaN (0x{code:X2}).");
                 for (int c = g * groupSize; c < (g + 1) * groupSize; c++)
-                {
-                    int nibble = (packed[r * (cols / 2) + c / 2] >> (c % 2 * 4)) & 0xF; // low nibble first (pack_fp4_to_uint8)
-                    result[(long)r * cols + c] = E2M1(nibble) * scale;
-                }
+                    dst[c] = E2M1((packedRow[c >> 1] >> ((c & 1) * 4)) & 0xF) * scale; // low nibble first (pack_fp4_to_uint8)
             }
+        });
         return result;
     }
 
-    // E2M1 from its definition: sign bit 3, magnitudes {0, 0.5, 1, 1.5, 2, 3, 4, 6} (compressed-tensors' FLOAT_TO_E2M1).
-    private static float E2M1(int code)
-    {
-        int m = code & 7;
-        float magnitude = m switch { 0 => 0f, 1 => 0.5f, 2 => 1f, 3 => 1.5f, 4 => 2f, 5 => 3f, 6 => 4f, _ => 6f };
-        return (code & 8) != 0 ? -magnitude : magnitude;
-    }
+    // E2M1 from its definition: sign bit 3, magnitudes {0, 0.5, 1, 1.5, 2, 3, 4, 6} (compressed-tensors' FLOAT_TO_E2M1);
+    // code 8 is −0, as unpack_fp4_from_uint8's kE2M1[0]·(−1) gives.
+    private static readonly float[] s_e2m1 = [0f, 0.5f, 1f, 1.5f, 2f, 3f, 4f, 6f, -0f, -0.5f, -1f, -1.5f, -2f, -3f, -4f, -6f];
+
+    private static float E2M1(int code) => s_e2m1[code & 0xF];
 
     // FP8 E4M3 "fn" from its definition: bias 7, subnormals m·2^−9, S.1111.111 NaN, no infinities.
     private static float E4M3(byte code)

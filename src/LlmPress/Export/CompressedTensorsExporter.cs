@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmPress.IO;
@@ -28,7 +29,8 @@ public static class CompressedTensorsExporter
     /// <summary>quantization_config.quant_method of the output.</summary>
     public const string QuantMethod = "compressed-tensors";
 
-    private sealed record LayerPlan(string Module, int Rows, int Cols, PackedWeight Weight, CompressedTensorsScheme? Scheme, string Detail);
+    // Weights are read again where needed rather than kept: the packed model need not sit in memory twice.
+    private sealed record LayerPlan(string Module, int Rows, int Cols, QuantFormat Format, CompressedTensorsScheme? Scheme, float GlobalScale, string Detail);
 
     /// <summary>Exports <paramref name="modelDirectory"/> (an `llmpress quantize` output) into <paramref name="outputDirectory"/>.</summary>
     /// <param name="progress">Called with (done, total) as layers are encoded and verified.</param>
@@ -66,8 +68,9 @@ public static class CompressedTensorsExporter
         }
         foreach (var plan in plans)
         {
-            if (plan.Scheme is not null) tensors.AddRange(CompressedTensorsCodec.Encode(plan.Module, plan.Weight, plan.Scheme));
-            else tensors.Add(DenseTensor(plan));
+            var weight = quantized.ReadPacked(store, plan.Module, plan.Rows, plan.Cols);
+            if (plan.Scheme is not null) tensors.AddRange(CompressedTensorsCodec.Encode(plan.Module, weight, plan.Scheme));
+            else tensors.Add(DenseTensor(plan, weight));
             progress?.Invoke(++done, total);
         }
 
@@ -94,7 +97,7 @@ public static class CompressedTensorsExporter
             foreach (var file in Directory.EnumerateFiles(temp, "*.safetensors")) bytes += new FileInfo(file).Length;
             MoveIntoPlace(temp, target);
             return new CompressedTensorsExportReport(target, bytes, format,
-                plans.ConvertAll(p => new CompressedTensorsLayerReport(p.Module, p.Weight.Format.Name, p.Scheme, p.Detail)),
+                plans.ConvertAll(p => new CompressedTensorsLayerReport(p.Module, p.Format.Name, p.Scheme, p.Detail)),
                 copied, ignore, warnings, options.Verify, clock.Elapsed.TotalSeconds);
         }
         catch
@@ -116,7 +119,7 @@ public static class CompressedTensorsExporter
                 throw new InvalidDataException(
                     $"{module}: {format.Name} [{rows}, {cols}] cannot be written as compressed-tensors: {reason}. " +
                     "Pass --dense-fallback to write such layers as dequantized FP32 weights (listed in quantization_config.ignore).");
-            plans.Add(new LayerPlan(module, rows, cols, weight, scheme,
+            plans.Add(new LayerPlan(module, rows, cols, format, scheme, weight.GlobalScale,
                 scheme is not null ? $"{format.Name} → {scheme} (codes and scales copied)" : $"{format.Name} → dense F32, dequantized{(format.RotationBlockSize is not null ? " (rotation undone)" : "")}: {reason}"));
         }
         CheckFusedLayers(config, plans);
@@ -143,7 +146,7 @@ public static class CompressedTensorsExporter
                         $"{names}: vLLM runs these as one fused layer, which needs one scheme, but they would be written as {string.Join(" / ", members.Select(m => m.Scheme?.ToString() ?? "dense"))}.");
                 if (members[0].Scheme?.Format == CompressedTensorsScheme.Nvfp4PackQuantized)
                 {
-                    var scales = members.Select(m => m.Weight.GlobalScale).ToList();
+                    var scales = members.Select(m => m.GlobalScale).ToList();
                     if (scales.Any(g => BitConverter.SingleToInt32Bits(g) != BitConverter.SingleToInt32Bits(scales[0])))
                         throw new InvalidDataException(
                             $"{names}: vLLM fuses these into one layer with a single NVFP4 global scale (the largest), but theirs differ " +
@@ -154,11 +157,10 @@ public static class CompressedTensorsExporter
         }
     }
 
-    private static TensorToWrite DenseTensor(LayerPlan plan)
+    private static TensorToWrite DenseTensor(LayerPlan plan, PackedWeight weight)
     {
-        float[] values = plan.Weight.Dequantize();
-        return new TensorToWrite(TensorNames.Weight(plan.Module), Numerics.DType.F32, [plan.Rows, plan.Cols],
-            System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        float[] values = weight.Dequantize();
+        return new TensorToWrite(TensorNames.Weight(plan.Module), Numerics.DType.F32, [plan.Rows, plan.Cols], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
     }
 
     // lm_head (llm-compressor's default, harmless when tied), linears the quantizer left in float, and dense fallbacks.
@@ -309,11 +311,14 @@ public static class CompressedTensorsExporter
             float[] values = scheme is not null
                 ? CompressedTensorsCodec.Decode(written, plan.Module, scheme, plan.Rows, plan.Cols)
                 : written.ReadFloats(TensorNames.Weight(plan.Module), plan.Rows, plan.Cols);
-            float[] expected = plan.Weight.Dequantize();
-            for (int i = 0; i < expected.Length; i++)
-                if (BitConverter.SingleToInt32Bits(values[i]) != BitConverter.SingleToInt32Bits(expected[i]))
-                    throw new InvalidDataException(Fail(
-                        $"{plan.Module} element [{i / plan.Cols}, {i % plan.Cols}] dequantizes to {values[i]:R}, the quantizer produced {expected[i]:R}."));
+            float[] expected = quantized.ReadPacked(source, plan.Module, plan.Rows, plan.Cols).Dequantize();
+            // Bit patterns, so −0 ≠ +0 and NaN payloads count; the vectorized comparison first, the element only on failure.
+            if (!MemoryMarshal.AsBytes(values.AsSpan()).SequenceEqual(MemoryMarshal.AsBytes(expected.AsSpan())))
+            {
+                int i = MemoryMarshal.AsBytes(values.AsSpan()).CommonPrefixLength(MemoryMarshal.AsBytes(expected.AsSpan())) / sizeof(float);
+                throw new InvalidDataException(Fail(
+                    $"{plan.Module} element [{i / plan.Cols}, {i % plan.Cols}] dequantizes to {values[i]:R}, the quantizer produced {expected[i]:R}."));
+            }
             step();
         }
     }

@@ -1,3 +1,5 @@
+using LlmPress.Numerics;
+
 namespace LlmPress.Export;
 
 /// <summary>
@@ -15,21 +17,34 @@ public static class CompressedTensorsPacking
     /// <summary>Words per line of <paramref name="count"/> values: ceil(count / PackFactor).</summary>
     public static int WordCount(int count, int bits) => (count + PackFactor(bits) - 1) / PackFactor(bits);
 
+    /// <summary>Packs one line of unsigned <paramref name="bits"/>-bit values into ceil(count/f) words (padding zero).</summary>
+    public static void PackLine(ReadOnlySpan<byte> values, int bits, Span<int> words)
+    {
+        int f = PackFactor(bits), mask = (1 << bits) - 1;
+        if (words.Length != WordCount(values.Length, bits)) throw new ArgumentException($"{values.Length} values need {WordCount(values.Length, bits)} words, not {words.Length}.", nameof(words));
+        words.Clear();
+        for (int c = 0; c < values.Length; c++) words[c / f] |= (values[c] & mask) << (c % f * bits);
+    }
+
+    /// <summary>Inverse of <see cref="PackLine"/>: the first values.Length values of <paramref name="words"/>.</summary>
+    public static void UnpackLine(ReadOnlySpan<int> words, int bits, Span<byte> values)
+    {
+        int f = PackFactor(bits), mask = (1 << bits) - 1;
+        if (words.Length != WordCount(values.Length, bits)) throw new ArgumentException($"{values.Length} values need {WordCount(values.Length, bits)} words, not {words.Length}.", nameof(words));
+        for (int c = 0; c < values.Length; c++) values[c] = (byte)((words[c / f] >>> (c % f * bits)) & mask);
+    }
+
     /// <summary>
     /// Packs each row of <paramref name="values"/> [rows, cols] along the columns (packed_dim = 1, the weight's input
-    /// dimension): result [rows, ceil(cols/f)].
+    /// dimension): result [rows, ceil(cols/f)]. Rows in parallel (each row's words depend on that row only).
     /// </summary>
-    public static int[] PackRows(ReadOnlySpan<byte> values, int rows, int cols, int bits)
+    public static int[] PackRows(byte[] values, int rows, int cols, int bits)
     {
+        ArgumentNullException.ThrowIfNull(values);
         CheckLength(values.Length, rows, cols);
-        int f = PackFactor(bits), words = WordCount(cols, bits), mask = (1 << bits) - 1;
+        int words = WordCount(cols, bits);
         var packed = new int[(long)rows * words];
-        for (int r = 0; r < rows; r++)
-        {
-            var row = values.Slice(r * cols, cols);
-            var dst = packed.AsSpan(r * words, words);
-            for (int c = 0; c < cols; c++) dst[c / f] |= (row[c] & mask) << (c % f * bits);
-        }
+        Parallel.For(0, rows, Parallelism.Options, r => PackLine(values.AsSpan(r * cols, cols), bits, packed.AsSpan(r * words, words)));
         return packed;
     }
 
@@ -49,14 +64,13 @@ public static class CompressedTensorsPacking
     }
 
     /// <summary>Inverse of <see cref="PackRows"/>: the unsigned values [rows, cols] (padding dropped).</summary>
-    public static byte[] UnpackRows(ReadOnlySpan<int> packed, int rows, int cols, int bits)
+    public static byte[] UnpackRows(int[] packed, int rows, int cols, int bits)
     {
-        int f = PackFactor(bits), words = WordCount(cols, bits), mask = (1 << bits) - 1;
+        ArgumentNullException.ThrowIfNull(packed);
+        int words = WordCount(cols, bits);
         CheckLength(packed.Length, rows, words);
         var values = new byte[(long)rows * cols];
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
-                values[r * cols + c] = (byte)((packed[r * words + c / f] >>> (c % f * bits)) & mask);
+        Parallel.For(0, rows, Parallelism.Options, r => UnpackLine(packed.AsSpan(r * words, words), bits, values.AsSpan(r * cols, cols)));
         return values;
     }
 

@@ -217,6 +217,29 @@ public sealed class CompressedTensorsExportTests : IDisposable
     }
 
     [Fact]
+    public void OutputBytesDoNotDependOnTheThreadCount()
+    {
+        string quantized = Quantize("tiny-mistral", QuantFormat.Parse("int4-asym-g32"));
+        int saved = Parallelism.MaxThreads;
+        var files = new List<byte[]>();
+        try
+        {
+            foreach (int threads in new[] { 1, 3 })
+            {
+                Parallelism.MaxThreads = threads;
+                string output = _temp.File($"threads-{threads}");
+                CompressedTensorsExporter.Export(quantized, output, new CompressedTensorsExportOptions());
+                files.Add(File.ReadAllBytes(Path.Combine(output, "model.safetensors")));
+            }
+        }
+        finally
+        {
+            Parallelism.MaxThreads = saved;
+        }
+        Assert.Equal(files[0], files[1]);
+    }
+
+    [Fact]
     public void AChangedCodeIsCaughtByTheReader()
     {
         // The reader the verification uses is not blind: one flipped nibble in the output changes one decoded value.
