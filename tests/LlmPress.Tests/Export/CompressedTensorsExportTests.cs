@@ -22,13 +22,20 @@ public sealed class CompressedTensorsExportTests : IDisposable
 
     // RTN-quantizes a shared model with one format into a fresh directory. NVFP4 layers that vLLM fuses (q/k/v,
     // gate/up) get the smallest global scale of their group, as llm-compressor does, when sharedNvfp4Scale is set.
-    private string Quantize(string modelName, QuantFormat format, bool sharedNvfp4Scale = false)
+    private string Quantize(string modelName, QuantFormat format, bool sharedNvfp4Scale = false, QuantFormat? mlpFormat = null)
     {
         string modelDir = SharedData.Require("models", modelName);
         using var model = LlamaModel.Load(modelDir);
         var options = new QuantizeOptions { Method = format.Kind == QuantKind.Higgs ? QuantMethod.Higgs : QuantMethod.Rtn, Format = format };
         var result = QuantizationPipeline.Run(model, options);
         if (sharedNvfp4Scale) result = ShareFusedGlobalScales(model, result, format);
+        if (mlpFormat is not null)
+            result = result with
+            {
+                Layers = [.. result.Layers.Select(l => l.Name.Contains(".mlp.", StringComparison.Ordinal)
+                    ? new QuantizedLayer(l.Name, mlpFormat.Quantize(model.Store!.GetMatrix(TensorNames.Weight(l.Name), l.Weight.Rows, l.Weight.Cols).ToFloatArray(), l.Weight.Rows, l.Weight.Cols))
+                    : l)],
+            };
         string output = _temp.File($"{modelName}-{format.Name}-q");
         QuantizedCheckpointWriter.Write(modelDir, model.Store!, result, options, output, overwrite: false);
         return output;
@@ -205,6 +212,30 @@ public sealed class CompressedTensorsExportTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("int8-sym-g32", "pack-quantized")]        // two pack-quantized schemes
+    [InlineData("mxfp4", "mixed-precision")]              // two formats: each group names its own
+    public void LayersWithDifferentFormatsGetOneGroupEachNamingTheirModules(string mlpFormat, string topFormat)
+    {
+        string quantized = Quantize("tiny-mistral", QuantFormat.Parse("int4-asym-g32"), mlpFormat: QuantFormat.Parse(mlpFormat));
+        string output = _temp.File("mixed-ct");
+        var report = CompressedTensorsExporter.Export(quantized, output, new CompressedTensorsExportOptions());
+        Assert.Equal(topFormat, report.Format);
+        AssertBitIdentical(quantized, output, report.Layers);
+        var q = QuantizationConfig(output, out var doc);
+        using (doc)
+        {
+            var groups = q.GetProperty("config_groups").EnumerateObject().Select(g => g.Value).ToList();
+            Assert.Equal(2, groups.Count);
+            var attention = groups[0].GetProperty("targets").EnumerateArray().Select(e => e.GetString()!).ToList();
+            var mlp = groups[1].GetProperty("targets").EnumerateArray().Select(e => e.GetString()!).ToList();
+            Assert.All(attention, t => Assert.Contains(".self_attn.", t));
+            Assert.All(mlp, t => Assert.Contains(".mlp.", t));
+            Assert.Equal(report.Layers.Count, attention.Count + mlp.Count);
+            Assert.Equal(topFormat == "mixed-precision", groups[1].TryGetProperty("format", out var f) && f.GetString() == "mxfp4-pack-quantized");
+        }
+    }
+
     [Fact]
     public void Nvfp4FusedLayersWithDifferentGlobalScalesAreRefused()
     {
@@ -322,8 +353,10 @@ public sealed class CompressedTensorsExportTests : IDisposable
 
         (code, _, err) = CliRunner.Run("export", quantized, "--compressed-tensors", output);
         CliRunner.AssertOneLineError(code, err, output, "already exists", "--force");
-        (code, _, err) = CliRunner.Run("export", quantized, "--compressed-tensors", output, "--force", "--no-verify");
+        (code, stdout, err) = CliRunner.Run("export", quantized, "--compressed-tensors", output, "--force", "--no-verify");
         Assert.True(code == 0, err);
+        Assert.Contains("no (--no-verify)", stdout);
+        Assert.Contains("int8-sym-perchannel → pack-quantized int8 sym channel", stdout);
 
         (code, _, err) = CliRunner.Run("export", quantized);
         CliRunner.AssertOneLineError(code, err, "--gguf", "--compressed-tensors");
