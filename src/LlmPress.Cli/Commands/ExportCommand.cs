@@ -16,6 +16,7 @@ internal static class ExportCommand
         var gguf = new Option<string?>("--gguf") { Description = "GGUF file to write (v3, llama.cpp tensor names and tokenizer)." };
         var compressedTensors = new Option<string?>("--compressed-tensors")
         {
+            HelpName = "dir",
             Description = "Directory to write for vLLM instead of --gguf: safetensors + config.json quantization_config in the compressed-tensors layout " +
                 "(pack-quantized INT4/INT8, mxfp4-pack-quantized, nvfp4-pack-quantized; codes and scales copied exactly). Takes an `llmpress quantize` output.",
         };

@@ -151,7 +151,7 @@ public static class CompressedTensorsExporter
                         throw new InvalidDataException(
                             $"{names}: vLLM fuses these into one layer with a single NVFP4 global scale (the largest), but theirs differ " +
                             $"({string.Join(", ", scales.Select(g => g.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}), so vLLM would dequantize some of them wrongly; " +
-                            "quantize fused layers with a shared global scale (as llm-compressor does) to export them.");
+                            "fused layers must be quantized with one shared global scale (as llm-compressor does), which `llmpress quantize` does not do yet.");
                 }
             }
         }
@@ -225,8 +225,10 @@ public static class CompressedTensorsExporter
         foreach (var g in plans.Where(p => p.Scheme is { Format: CompressedTensorsScheme.PackQuantized, GroupSize: int size } && size is not (32 or 64 or 128))
                      .Select(p => p.Scheme!.GroupSize).Distinct())
             warnings.Add($"group_size {g}: vLLM's Marlin kernels take groups of 32, 64 or 128 (or per channel); other group sizes need another kernel (Machete, Exllama) or may not load.");
-        foreach (var p in plans.Where(p => p.Scheme is { Format: CompressedTensorsScheme.PackQuantized, Symmetric: false } && p.Rows % p.Scheme.PackFactor != 0))
-            warnings.Add($"{p.Module}: {p.Rows} output rows are not a multiple of {p.Scheme!.PackFactor}; the packed zero points are padded, which vLLM's loader (out / {p.Scheme.PackFactor} rows) rejects.");
+        var padded = plans.Where(p => p.Scheme is { Format: CompressedTensorsScheme.PackQuantized, Symmetric: false } && p.Rows % p.Scheme.PackFactor != 0).ToList();
+        if (padded.Count > 0)
+            warnings.Add($"{padded.Count} asymmetric layer(s) ({padded[0].Module}, ...) have output rows that are not a multiple of {padded[0].Scheme!.PackFactor} " +
+                $"({padded[0].Rows}): their packed zero points are padded as pack_to_int32 does, but vLLM's loader expects out / {padded[0].Scheme!.PackFactor} rows and rejects them.");
         int dense = plans.Count(p => p.Scheme is null);
         if (dense > 0)
             warnings.Add($"{dense} quantized layer(s) written dense as FP32 (--dense-fallback); vLLM runs them unquantized.");
