@@ -11,7 +11,7 @@ namespace LlmPress.Bench;
 
 /// <summary>
 /// `bench ct-export [formats...]`: writes a random SmolLM2-135M-shaped BF16 checkpoint to a temporary directory,
-/// RTN-quantizes it per format, then times `CompressedTensorsExporter.Export` with and without verification.
+/// RTN-quantizes it per format, then times `CompressedTensorsExporter.Export` with and without verification (best of two).
 /// </summary>
 internal static class CompressedTensorsExportBench
 {
@@ -52,12 +52,18 @@ internal static class CompressedTensorsExportBench
                 var options = new QuantizeOptions { Method = QuantMethod.Rtn, Format = format };
                 using (var model = LlamaModel.Load(source))
                     QuantizedCheckpointWriter.Write(source, model.Store!, QuantizationPipeline.Run(model, options), options, quantized, overwrite: false);
-                var sw = Stopwatch.StartNew();
-                var report = CompressedTensorsExporter.Export(quantized, Path.Combine(dir, name + "-ct"), new CompressedTensorsExportOptions());
-                double verified = sw.Elapsed.TotalSeconds;
-                sw.Restart();
-                CompressedTensorsExporter.Export(quantized, Path.Combine(dir, name + "-ct"), new CompressedTensorsExportOptions { Verify = false, Overwrite = true });
-                double unverified = sw.Elapsed.TotalSeconds;
+                // Best of two runs each, so the first run's JIT compilation is not counted.
+                CompressedTensorsExportReport report = null!;
+                double verified = double.MaxValue, unverified = double.MaxValue;
+                for (int round = 0; round < 2; round++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    report = CompressedTensorsExporter.Export(quantized, Path.Combine(dir, name + "-ct"), new CompressedTensorsExportOptions { Overwrite = true });
+                    verified = Math.Min(verified, sw.Elapsed.TotalSeconds);
+                    sw.Restart();
+                    CompressedTensorsExporter.Export(quantized, Path.Combine(dir, name + "-ct"), new CompressedTensorsExportOptions { Verify = false, Overwrite = true });
+                    unverified = Math.Min(unverified, sw.Elapsed.TotalSeconds);
+                }
                 Console.WriteLine($"{name,-14} 135M ({Parallelism.MaxThreads} threads): export {unverified:F2} s, export + verify {verified:F2} s, " +
                     $"{report.Bytes / 1048576.0:F1} MiB ({report.Format}, {report.Layers.Count} layers); peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
             }

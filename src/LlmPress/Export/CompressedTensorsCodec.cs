@@ -45,8 +45,13 @@ public static class CompressedTensorsCodec
             case QuantKind.Int:
             {
                 int bits = scheme.Bits;
-                int[] packed = CompressedTensorsPacking.PackRows(weight.UnpackCodes(), rows, cols, bits);
-                tensors.Add(Int32Tensor($"{module}.weight_packed", [rows, CompressedTensorsPacking.WordCount(cols, bits)], packed));
+                long[] packedShape = [rows, CompressedTensorsPacking.WordCount(cols, bits)];
+                // LlmPress's b-bit stream (element i at bit i·b of the row, little-endian) is byte for byte the little-endian
+                // int32 words of pack_to_int32 when a row fills whole words; otherwise rows are repacked with padding.
+                if (cols % scheme.PackFactor == 0)
+                    tensors.Add(new TensorToWrite($"{module}.weight_packed", DType.I32, packedShape, weight.GetTensor("qweight").Data));
+                else
+                    tensors.Add(Int32Tensor($"{module}.weight_packed", packedShape, CompressedTensorsPacking.PackRows(weight.UnpackCodes(), rows, cols, bits)));
                 tensors.Add(new TensorToWrite($"{module}.weight_scale", DType.F16, [rows, groups], weight.GetTensor("scales").Data));
                 if (!scheme.Symmetric)
                 {

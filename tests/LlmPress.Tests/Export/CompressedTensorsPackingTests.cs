@@ -62,6 +62,26 @@ public sealed class CompressedTensorsPackingTests : IDisposable
         Assert.Throws<ArgumentOutOfRangeException>(() => CompressedTensorsPacking.PackFactor(3));
     }
 
+    [Theory]
+    [InlineData("int4-asym-g32", 64)]
+    [InlineData("int8-sym-perchannel", 36)]
+    [InlineData("int4-sym-perchannel", 172)] // 21.5 words: the padded path
+    public void EncodedWordsEqualPackingTheUnpackedCodes(string formatName, int cols)
+    {
+        // The exporter copies LlmPress's qweight bytes as int32 words when rows fill whole words: the same words as packing
+        // the codes one by one.
+        var format = LlmPress.Quantization.QuantFormat.Parse(formatName);
+        var rng = new Random(3);
+        var w = new float[5 * cols];
+        for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() * 2 - 1);
+        var weight = format.Quantize(w, 5, cols);
+        var scheme = CompressedTensorsScheme.For(format, 5, cols, out _)!;
+        var packed = CompressedTensorsCodec.Encode("m", weight, scheme).Single(t => t.Name == "m.weight_packed");
+        int[] expected = CompressedTensorsPacking.PackRows(weight.UnpackCodes(), 5, cols, format.Bits);
+        Assert.Equal(System.Runtime.InteropServices.MemoryMarshal.AsBytes(expected.AsSpan()).ToArray(), packed.Data.ToArray());
+        Assert.Equal(new long[] { 5, CompressedTensorsPacking.WordCount(cols, format.Bits) }, packed.Shape);
+    }
+
     [Fact]
     public void Float8E4M3IsWrittenAsSafetensorsF8E4M3()
     {
