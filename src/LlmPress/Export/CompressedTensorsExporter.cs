@@ -290,8 +290,20 @@ public static class CompressedTensorsExporter
         }
 
         using var written = TensorStore.Open(directory);
-        if (written.Tensors.Count != tensorCount)
-            throw new InvalidDataException(Fail($"{written.Tensors.Count} tensors read back, {tensorCount} written."));
+        // Exactly the expected names: the copied tensors and each layer's scheme tensors (or its dense weight), nothing else.
+        var expectedNames = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var info in source.Tensors)
+        {
+            int cut = info.Name.LastIndexOf(".weight.", StringComparison.Ordinal);
+            if (!(cut > 0 && quantized.IsQuantized(info.Name[..cut]))) expectedNames.Add(info.Name);
+        }
+        foreach (var plan in plans)
+        {
+            if (plan.Scheme is null) expectedNames.Add(TensorNames.Weight(plan.Module));
+            else expectedNames.UnionWith(CompressedTensorsCodec.TensorNames(plan.Module, plan.Scheme));
+        }
+        if (written.Tensors.Count != tensorCount || !expectedNames.SetEquals(written.Names))
+            throw new InvalidDataException(Fail($"{written.Tensors.Count} tensors read back ({tensorCount} written), not the {expectedNames.Count} the layout expects."));
         foreach (var info in source.Tensors)
         {
             int cut = info.Name.LastIndexOf(".weight.", StringComparison.Ordinal);
