@@ -10,7 +10,7 @@ public sealed record CompressedTensorsLayerReport(string Module, string SourceFo
 /// <summary>What <see cref="CompressedTensorsExporter.Export"/> wrote and checked.</summary>
 /// <param name="Directory">The output directory.</param>
 /// <param name="Bytes">Size of its safetensors files.</param>
-/// <param name="Format">quantization_config.format ("pack-quantized", ..., or "mixed-precision").</param>
+/// <param name="Format">quantization_config.format ("pack-quantized", ..., or "mixed-precision"); "dense" when every layer was written dense and config.json has no quantization_config.</param>
 /// <param name="Layers">Every quantized linear of the source, in checkpoint order.</param>
 /// <param name="CopiedTensors">Tensors copied as stored (embeddings, norms, unquantized linears).</param>
 /// <param name="Ignore">quantization_config.ignore.</param>

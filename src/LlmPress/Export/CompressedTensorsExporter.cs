@@ -248,7 +248,9 @@ public static class CompressedTensorsExporter
             throw new InvalidDataException($"{configFile}: not valid JSON ({e.Message}).", e);
         }
         if (root is not JsonObject obj) throw new InvalidDataException($"{configFile}: the root is not a JSON object.");
-        obj["quantization_config"] = quantizationConfig; // replaces LlmPress's own
+        // Replaces LlmPress's own. With every layer dense (--dense-fallback) there is nothing quantized: a plain float checkpoint.
+        if (quantizationConfig["format"]!.GetValue<string>() == "dense") obj.Remove("quantization_config");
+        else obj["quantization_config"] = quantizationConfig;
         AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
@@ -273,21 +275,12 @@ public static class CompressedTensorsExporter
     /// </summary>
     private static void Verify(string directory, TensorStore source, QuantizedCheckpoint quantized, List<LayerPlan> plans, int tensorCount, Action step)
     {
-        string configFile = Path.Combine(directory, "config.json");
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(configFile));
-        var q = doc.RootElement.GetProperty("quantization_config");
         string Fail(string what) => $"{directory}: verification failed: {what}";
-        if (q.GetProperty("quant_method").GetString() != QuantMethod || q.GetProperty("quantization_status").GetString() != "compressed")
-            throw new InvalidDataException(Fail("quantization_config is not a compressed compressed-tensors config."));
-        string topFormat = q.GetProperty("format").GetString()!;
-        var ignore = q.GetProperty("ignore").EnumerateArray().Select(e => e.GetString()!).ToHashSet(StringComparer.Ordinal);
-        var groups = new List<(HashSet<string> Targets, CompressedTensorsScheme Scheme)>();
-        foreach (var group in q.GetProperty("config_groups").EnumerateObject())
-        {
-            string format = group.Value.TryGetProperty("format", out var f) ? f.GetString()! : topFormat;
-            var scheme = CompressedTensorsScheme.Parse(format, group.Value.GetProperty("weights"), $"{configFile}: config_groups.{group.Name}");
-            groups.Add((group.Value.GetProperty("targets").EnumerateArray().Select(e => e.GetString()!).ToHashSet(StringComparer.Ordinal), scheme));
-        }
+        // The config as a loader reads it (CompressedTensorsCheckpoint resolves ignore and targets as compressed-tensors does).
+        var checkpoint = CompressedTensorsCheckpoint.TryLoad(directory);
+        if (checkpoint is null && plans.Exists(p => p.Scheme is not null))
+            throw new InvalidDataException(Fail("config.json has no compressed compressed-tensors quantization_config."));
+        var ignore = checkpoint?.Ignore.ToHashSet(StringComparer.Ordinal) ?? [];
 
         using var written = TensorStore.Open(directory);
         // Exactly the expected names: the copied tensors and each layer's scheme tensors (or its dense weight), nothing else.
@@ -316,14 +309,11 @@ public static class CompressedTensorsExporter
         }
         foreach (var plan in plans)
         {
-            // The scheme a loader would pick: a group naming the module, else a "Linear" group unless ignored.
-            CompressedTensorsScheme? scheme = null;
-            foreach (var (targets, s) in groups)
-                if (targets.Contains(plan.Module) || (targets.Contains("Linear") && !ignore.Contains(plan.Module))) { scheme = s; break; }
-            if (scheme != plan.Scheme || (plan.Scheme is null) != ignore.Contains(plan.Module))
+            var scheme = checkpoint?.SchemeFor(plan.Module);
+            if (scheme != plan.Scheme || (checkpoint is not null && (plan.Scheme is null) != ignore.Contains(plan.Module)))
                 throw new InvalidDataException(Fail($"{plan.Module} resolves to {scheme?.ToString() ?? "no scheme"} in quantization_config, planned {plan.Scheme?.ToString() ?? "dense (ignored)"}."));
             float[] values = scheme is not null
-                ? CompressedTensorsCodec.Decode(written, plan.Module, scheme, plan.Rows, plan.Cols)
+                ? checkpoint!.LoadWeight(written, plan.Module, plan.Rows, plan.Cols).ToFloatArray()
                 : written.ReadFloats(TensorNames.Weight(plan.Module), plan.Rows, plan.Cols);
             float[] expected = quantized.ReadPacked(source, plan.Module, plan.Rows, plan.Cols).Dequantize();
             // Bit patterns, so −0 ≠ +0 and NaN payloads count; the vectorized comparison first, the element only on failure.

@@ -67,11 +67,15 @@ public sealed class LlamaModel : IDisposable
         var embedding = store.GetMatrix(TensorNames.Embedding, c.VocabSize, d);
         // An `llmpress quantize` output: its quantized linears are rebuilt from packed tensors (dequantized to FP32).
         var quantized = directory is null ? null : QuantizedCheckpoint.TryLoad(directory);
+        // A compressed-tensors directory (`llmpress export --compressed-tensors`, llm-compressor): likewise dequantized.
+        var compressed = directory is null || quantized is not null ? null : Export.CompressedTensorsCheckpoint.TryLoad(directory);
 
         LinearLayer Linear(string module, int rows, int cols, bool bias) => new(module,
             quantized is not null && quantized.IsQuantized(module)
                 ? quantized.LoadWeight(store, module, rows, cols)
-                : store.GetMatrix(TensorNames.Weight(module), rows, cols),
+                : compressed?.SchemeFor(module) is not null
+                    ? compressed.LoadWeight(store, module, rows, cols)
+                    : store.GetMatrix(TensorNames.Weight(module), rows, cols),
             bias ? store.ReadFloats(TensorNames.Bias(module), rows) : null);
 
         var layers = new DecoderLayer[c.LayerCount];

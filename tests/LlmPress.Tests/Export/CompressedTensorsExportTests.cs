@@ -94,6 +94,17 @@ public sealed class CompressedTensorsExportTests : IDisposable
         _ => (c.IntermediateSize, c.HiddenSize),
     };
 
+    // Forward logits over a fixed token sequence, bit for bit.
+    private static void AssertSameLogits(LlamaModel expected, LlamaModel actual)
+    {
+        int[] ids = [1, 17, 42, 99, 3, 250, 7, 64];
+        for (int i = 0; i < ids.Length; i++) ids[i] %= expected.Config.VocabSize;
+        float[] a = expected.Forward(ids), b = actual.Forward(ids);
+        Assert.Equal(a.Length, b.Length);
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(a[i]) == BitConverter.SingleToInt32Bits(b[i]), $"logit {i}: {b[i]:R} vs {a[i]:R}");
+    }
+
     private static void AssertTensor(TensorStore store, string name, DType dtype, params long[] shape)
     {
         var info = store.GetInfo(name);
@@ -179,6 +190,23 @@ public sealed class CompressedTensorsExportTests : IDisposable
         // Tokenizer files travel with the model.
         Assert.Equal(File.Exists(Path.Combine(quantized, "tokenizer.json")), File.Exists(Path.Combine(output, "tokenizer.json")));
         Assert.DoesNotContain(Directory.GetFileSystemEntries(_temp.Path), e => Path.GetFileName(e).Contains(".tmp-", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("stories260K", "int4-asym-perchannel")]
+    [InlineData("tiny-mistral", "int4-sym-g32")]
+    [InlineData("tiny-mistral", "mxfp4")]
+    [InlineData("tiny-llama3", "int8-asym-g32")]
+    public void ExportedDirectoryLoadsWithLogitsBitIdenticalToTheQuantizedCheckpoint(string model, string formatName)
+    {
+        // LlamaModel reads compressed-tensors directories through CompressedTensorsCheckpoint: same weights, same logits.
+        string quantized = Quantize(model, QuantFormat.Parse(formatName));
+        string output = _temp.File("load-ct");
+        CompressedTensorsExporter.Export(quantized, output, new CompressedTensorsExportOptions());
+        Assert.NotNull(CompressedTensorsCheckpoint.TryLoad(output));
+        using var reference = LlamaModel.Load(quantized);
+        using var loaded = LlamaModel.Load(output);
+        AssertSameLogits(reference, loaded);
     }
 
     [Fact]
@@ -335,6 +363,12 @@ public sealed class CompressedTensorsExportTests : IDisposable
         Assert.All(report.Layers, l => Assert.Contains("rotation undone", l.Detail));
         Assert.Equal("dense", report.Format);
         AssertBitIdentical(quantized, output, report.Layers);
+        // Nothing quantized is left: a plain float checkpoint, which LlmPress (and vLLM) load as such.
+        using (var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(output, "config.json"))))
+            Assert.False(doc.RootElement.TryGetProperty("quantization_config", out _));
+        using var reference = LlamaModel.Load(quantized);
+        using var loaded = LlamaModel.Load(output);
+        AssertSameLogits(reference, loaded);
     }
 
     [Fact]
