@@ -3,6 +3,7 @@ using LlmPress.Numerics;
 // Usage: dotnet run -c Release --project bench/LlmPress.Bench -- [quick|sgemm|weight|linalg|all] [seconds]
 //        ... -- gguf [rows] [cols] [threads]                 (ggml codec throughput)
 //        ... -- gguf-export [f16 q8_0 ...]                   (export + verify + load of a random 135M checkpoint)
+//        ... -- ct-export [int4-asym-g64 mxfp4 ...]          (compressed-tensors export of a random 135M checkpoint, RTN-quantized)
 //        ... -- peak [rounds]                               (one core's FP32 FMA ceiling)
 //        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
@@ -19,6 +20,11 @@ if (what == "bdn")
 if (what == "gguf-export")
 {
     LlmPress.Bench.GgufExportBench.Run(args[1..]);
+    return 0;
+}
+if (what == "ct-export")
+{
+    LlmPress.Bench.CompressedTensorsExportBench.Run(args[1..]);
     return 0;
 }
 if (what == "gguf")

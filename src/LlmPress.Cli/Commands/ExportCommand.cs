@@ -4,13 +4,27 @@ using LlmPress.Gguf;
 
 namespace LlmPress.Cli.Commands;
 
-/// <summary>`llmpress export &lt;model&gt; --gguf out.gguf [--type ...]`: a GGUF file llama.cpp loads as is.</summary>
+/// <summary>
+/// `llmpress export &lt;model&gt; --gguf out.gguf [--type ...]`: a GGUF file llama.cpp loads as is; or
+/// `--compressed-tensors DIR`: the compressed-tensors directory vLLM loads (<see cref="ExportCompressedTensors"/>).
+/// </summary>
 internal static class ExportCommand
 {
     public static Command Create(CliConsole console)
     {
         var model = new Argument<string>("model") { Description = "Model directory: a Hugging Face checkpoint (any float dtype) or an `llmpress quantize` output." };
-        var gguf = new Option<string>("--gguf") { Description = "GGUF file to write (v3, llama.cpp tensor names and tokenizer).", Required = true };
+        var gguf = new Option<string?>("--gguf") { Description = "GGUF file to write (v3, llama.cpp tensor names and tokenizer)." };
+        var compressedTensors = new Option<string?>("--compressed-tensors")
+        {
+            HelpName = "dir",
+            Description = "Directory to write for vLLM instead of --gguf: safetensors + config.json quantization_config in the compressed-tensors layout " +
+                "(pack-quantized INT4/INT8, mxfp4-pack-quantized, nvfp4-pack-quantized; codes and scales copied exactly). Takes an `llmpress quantize` output.",
+        };
+        var denseFallback = new Option<bool>("--dense-fallback")
+        {
+            Description = "With --compressed-tensors: write layers it cannot hold (INT2/INT3, HIGGS, rotated formats, groups that do not divide the columns) " +
+                "as dequantized FP32 weights listed in quantization_config.ignore, instead of failing.",
+        };
         var type = new Option<string>("--type")
         {
             Description = "Type of float weights and of quantized layers without an exact GGUF type: f32, f16, bf16, q8_0, q4_0 or mxfp4 (default f16). " +
@@ -21,14 +35,29 @@ internal static class ExportCommand
         var exact = new Option<bool>("--exact") { Description = "Fail instead of converting quantized layers that have no exact GGUF type." };
         var noVerify = new Option<bool>("--no-verify") { Description = "Skip reading the file back (by default every tensor is checked before the file gets its name)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer.json to embed (default: the model directory's)." };
-        var force = new Option<bool>("--force") { Description = "Replace an existing output file." };
+        var force = new Option<bool>("--force") { Description = "Replace an existing output file (or --compressed-tensors directory)." };
         var json = new Option<bool>("--json") { Description = "Print the export report as JSON on stdout." };
-        var command = new Command("export", "Export a model (float or quantized) to a deployable file: GGUF for llama.cpp.")
+        var command = new Command("export", "Export a model (float or quantized) to a deployable file: GGUF for llama.cpp, or a compressed-tensors directory for vLLM.")
         {
-            model, gguf, type, exact, noVerify, tokenizer, force, json,
+            model, gguf, type, exact, noVerify, tokenizer, force, json, compressedTensors, denseFallback,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
+            string? ctOutput = parse.GetValue(compressedTensors);
+            if ((ctOutput is null) == (parse.GetValue(gguf) is null))
+                throw new CliException("export: give exactly one of --gguf FILE (llama.cpp) or --compressed-tensors DIR (vLLM).");
+            if (ctOutput is not null)
+            {
+                if (parse.GetResult(type) is { Implicit: false } || parse.GetValue(exact) || parse.GetValue(tokenizer) is not null)
+                    throw new CliException("--type, --exact and --tokenizer apply to --gguf only; --compressed-tensors copies codes and scales as quantized.");
+                return ExportCompressedTensors.Run(console, parse.GetValue(model)!, ctOutput, new CompressedTensorsExportOptions
+                {
+                    Verify = !parse.GetValue(noVerify),
+                    DenseFallback = parse.GetValue(denseFallback),
+                    Overwrite = parse.GetValue(force),
+                }, parse.GetValue(json));
+            }
+            if (parse.GetValue(denseFallback)) throw new CliException("--dense-fallback applies to --compressed-tensors only.");
             string typeName = parse.GetValue(type)!;
             if (!GgmlTypeInfo.TryParse(typeName, out var ggmlType))
                 throw new CliException($"--type: unknown type '{typeName}'; expected f32, f16, bf16, q8_0, q4_0 or mxfp4.");

@@ -68,13 +68,15 @@ public sealed class LlamaModel : IDisposable
         // An `llmpress quantize` output: its quantized linears run from their packed tensors (or FP32 copies where the
         // packed kernels do not take the format).
         var quantized = directory is null ? null : QuantizedCheckpoint.TryLoad(directory);
+        // A compressed-tensors directory (`llmpress export --compressed-tensors`, llm-compressor): likewise dequantized.
+        var compressed = directory is null || quantized is not null ? null : Export.CompressedTensorsCheckpoint.TryLoad(directory);
 
         LinearLayer Linear(string module, int rows, int cols, bool bias)
         {
             var b = bias ? store.ReadFloats(TensorNames.Bias(module), rows) : null;
-            return quantized is not null && quantized.IsQuantized(module)
-                ? quantized.LoadLinear(store, module, rows, cols, b)
-                : new LinearLayer(module, store.GetMatrix(TensorNames.Weight(module), rows, cols), b);
+            if (quantized is not null && quantized.IsQuantized(module)) return quantized.LoadLinear(store, module, rows, cols, b);
+            if (compressed?.SchemeFor(module) is not null) return new LinearLayer(module, compressed.LoadWeight(store, module, rows, cols), b);
+            return new LinearLayer(module, store.GetMatrix(TensorNames.Weight(module), rows, cols), b);
         }
 
         var layers = new DecoderLayer[c.LayerCount];

@@ -16,6 +16,8 @@ public enum DType
     I64,
     U64,
     Bool,
+    /// <summary>FP8 E4M3 "fn" (bias 7, max 448, NaN 0x7F/0xFF, no infinities): torch.float8_e4m3fn, safetensors "F8_E4M3". Stored as raw bytes; no arithmetic here.</summary>
+    F8E4M3,
 }
 
 public static class DTypeInfo
@@ -26,12 +28,17 @@ public static class DTypeInfo
         DType.F32 or DType.I32 or DType.U32 => 4,
         DType.F16 or DType.BF16 or DType.I16 or DType.U16 => 2,
         DType.F64 or DType.I64 or DType.U64 => 8,
-        DType.I8 or DType.U8 or DType.Bool => 1,
+        DType.I8 or DType.U8 or DType.Bool or DType.F8E4M3 => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
     };
 
     /// <summary>The dtype string used in safetensors headers ("F32", "BF16", "BOOL", ...).</summary>
-    public static string SafeTensorsName(DType type) => type == DType.Bool ? "BOOL" : type.ToString();
+    public static string SafeTensorsName(DType type) => type switch
+    {
+        DType.Bool => "BOOL",
+        DType.F8E4M3 => "F8_E4M3",
+        _ => type.ToString(),
+    };
 
     public static bool TryParseSafeTensorsName(string name, out DType type)
     {
@@ -50,6 +57,7 @@ public static class DTypeInfo
             case "I64": type = DType.I64; return true;
             case "U64": type = DType.U64; return true;
             case "BOOL": type = DType.Bool; return true;
+            case "F8_E4M3": type = DType.F8E4M3; return true;
             default: type = default; return false;
         }
     }
