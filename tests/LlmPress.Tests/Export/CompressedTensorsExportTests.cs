@@ -1,3 +1,4 @@
+using LlmPress.Tests.Quantization.Pipeline;
 using System.Text.Json;
 using LlmPress.Export;
 using LlmPress.IO;
@@ -26,7 +27,13 @@ public sealed class CompressedTensorsExportTests : IDisposable
     {
         string modelDir = SharedData.Require("models", modelName);
         using var model = LlamaModel.Load(modelDir);
-        var options = new QuantizeOptions { Method = format.Kind == QuantKind.Higgs ? QuantMethod.Higgs : QuantMethod.Rtn, Format = format };
+        // Per-layer NVFP4 global scales (the pipeline's shared default is tested separately), so the refusal can be seen.
+        var options = new QuantizeOptions
+        {
+            Method = format.Kind == QuantKind.Higgs ? QuantMethod.Higgs : QuantMethod.Rtn,
+            Format = format,
+            ShareNvfp4GlobalScale = false,
+        };
         var result = QuantizationPipeline.Run(model, options);
         if (sharedNvfp4Scale) result = ShareFusedGlobalScales(model, result, format);
         if (mlpFormat is not null)
@@ -94,9 +101,11 @@ public sealed class CompressedTensorsExportTests : IDisposable
         _ => (c.IntermediateSize, c.HiddenSize),
     };
 
-    // Forward logits over a fixed token sequence, bit for bit.
+    // Forward logits over a fixed token sequence, bit for bit. The quantized checkpoint runs packed kernels and online
+    // rotations; the reference gets the same weights as plain FP32 in the original basis, as the exported layout holds them.
     private static void AssertSameLogits(LlamaModel expected, LlamaModel actual)
     {
+        PipelineTestData.UseDequantizedWeights(expected);
         int[] ids = [1, 17, 42, 99, 3, 250, 7, 64];
         for (int i = 0; i < ids.Length; i++) ids[i] %= expected.Config.VocabSize;
         float[] a = expected.Forward(ids), b = actual.Forward(ids);

@@ -47,4 +47,17 @@ internal static class PipelineTestData
         using var model = LlamaModel.Load(directory);
         return PerplexityEvaluator.Evaluate(model, EvalTokens, EvalWindow, EvalWindows).Perplexity;
     }
+
+    /// <summary>
+    /// Replaces every quantized linear of a loaded LlmPress checkpoint by its dequantized weight in the original basis
+    /// as plain FP32 (no packed kernel, no online rotation): the reference exporters' outputs are compared with.
+    /// </summary>
+    public static void UseDequantizedWeights(LlamaModel model)
+    {
+        if (model.Directory is not { } dir || QuantizedCheckpoint.TryLoad(dir) is not { } checkpoint) return;
+        foreach (var linear in model.Layers.SelectMany(l => l.Linears))
+            if (checkpoint.IsQuantized(linear.Name))
+                linear.Weight = LlmPress.Numerics.WeightView.FromFloats(
+                    checkpoint.ReadPacked(model.Store!, linear.Name, linear.OutFeatures, linear.InFeatures).Dequantize(), linear.OutFeatures, linear.InFeatures);
+    }
 }
