@@ -29,7 +29,11 @@ public static class AtomicFile
     /// <paramref name="path"/>. <paramref name="write"/> must not dispose the stream.
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">The target directory does not exist.</exception>
-    public static void Write(string path, Action<Stream> write)
+    /// <param name="durable">
+    /// True (default): fsync the content before the rename, so it survives a power cut. False: leave it to the OS, for
+    /// large files that are checksummed anyway — still atomic against a killed process, which is what a rename gives.
+    /// </param>
+    public static void Write(string path, Action<Stream> write, bool durable = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
@@ -40,7 +44,7 @@ public static class AtomicFile
             using (var stream = new FileStream(tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
             {
                 write(stream);
-                stream.Flush(flushToDisk: true);
+                stream.Flush(flushToDisk: durable);
             }
             File.Move(tempPath, fullPath, overwrite: true);
         }

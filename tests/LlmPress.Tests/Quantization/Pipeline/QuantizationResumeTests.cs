@@ -218,7 +218,7 @@ public class QuantizationResumeTests
         File.WriteAllBytes(file, bytes);
         var e = Assert.Throws<InvalidDataException>(() => ResumeTestRun.Run(output, Gptq4, Calibration, resume: true));
         Assert.Contains("hidden-00001.bin", e.Message);
-        Assert.Contains("SHA-256", e.Message);
+        Assert.Contains("CRC-32C", e.Message);
     }
 
     [Fact]
