@@ -56,6 +56,7 @@ public sealed class QuantizedMatrix
         RowBytes = rowBytes;
         Codes = codes;
         Levels = levels;
+        LevelsAreCodes = bits == 8 || IsIdentity(levels!);
         Scales = scales;
         Zeros = zeros;
     }
@@ -71,6 +72,16 @@ public sealed class QuantizedMatrix
     public float[]? Levels { get; }
     public float[] Scales { get; }
     public float[]? Zeros { get; }
+
+    /// <summary>True when level(code) = code (INT4 levels 0..15, or 8-bit): the kernels convert codes instead of looking them up.</summary>
+    public bool LevelsAreCodes { get; }
+
+    private static bool IsIdentity(float[] levels)
+    {
+        for (int i = 0; i < levels.Length; i++)
+            if (levels[i] != i) return false;
+        return true;
+    }
 
     /// <summary>Bytes held (codes, scales, zero points, levels).</summary>
     public long MemoryBytes => Codes.LongLength + 4L * (Scales.LongLength + (Zeros?.LongLength ?? 0) + (Levels?.Length ?? 0));

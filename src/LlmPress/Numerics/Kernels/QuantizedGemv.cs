@@ -33,7 +33,10 @@ internal static unsafe class QuantizedGemv
 
         private void RunChunk(int chunk)
         {
-            int r0 = (int)((long)W.Rows * chunk / Chunks), r1 = (int)((long)W.Rows * (chunk + 1) / Chunks);
+            // Boundaries at multiples of 4 rows, so a row is always decoded by the same path (the 4-row one or the
+            // single-row tail) whatever the thread count: the results stay bit-identical.
+            int blocks = (W.Rows + 3) / 4;
+            int r0 = Math.Min(W.Rows, (int)((long)blocks * chunk / Chunks) * 4), r1 = Math.Min(W.Rows, (int)((long)blocks * (chunk + 1) / Chunks) * 4);
             Rows(W, (float*)X, (float*)Xp, M, (float*)Y, r0, r1, Avx512);
         }
     }
@@ -119,13 +122,17 @@ internal static unsafe class QuantizedGemv
     {
         int k = w.Cols, n = w.Rows, chunks = k / 32, groups = w.Groups, groupSize = w.GroupSize;
         bool halves = groupSize == 16 && groups > 1;
+        bool integerLevels = w.LevelsAreCodes;
         var mask = Vector512.Create(15);
         Vector512<float>* acc = stackalloc Vector512<float>[Math.Max(m, 4)];
         fixed (byte* codes = w.Codes)
         fixed (float* levelsPtr = w.Levels, scales = w.Scales, zerosPtr = w.Zeros)
         {
             var levels = Vector512.Load(levelsPtr);
-            for (int r = r0; r < r1; r++)
+            int rStart = r0;
+            if (m == 1 && !halves && integerLevels && groups <= 4096)
+                rStart = Int4DecodeFourRows(w, codes, scales, zerosPtr, x, xp, y, r0, r1);
+            for (int r = rStart; r < r1; r++)
             {
                 byte* rowCodes = codes + (nint)r * w.RowBytes;
                 float* rowScales = scales + (nint)r * groups;
@@ -142,13 +149,27 @@ internal static unsafe class QuantizedGemv
                         var groupLevels = rowZeros == null ? levels : levels - Vector512.Create(rowZeros[g]);
                         Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero;
                         int c1 = Math.Min(chunks, c0 + chunksPerGroup);
-                        for (int c = c0; c < c1; c++)
+                        if (integerLevels)
                         {
-                            var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
-                            float* xc = xp + c * 32;
-                            a0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(groupLevels, q & mask), Vector512.Load(xc), a0);
-                            a1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(groupLevels, Avx512F.ShiftRightLogical(q, 4)), Vector512.Load(xc + 16), a1);
+                            // INT4: level = code, so convert instead of permuting (vpermps runs on one shuffle pipe and
+                            // was the bottleneck); the zero point comes off after the conversion.
+                            var zero = Vector512.Create(rowZeros == null ? 0f : rowZeros[g]);
+                            for (int c = c0; c < c1; c++)
+                            {
+                                var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
+                                float* xc = xp + c * 32;
+                                a0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(q & mask) - zero, Vector512.Load(xc), a0);
+                                a1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(q, 4)) - zero, Vector512.Load(xc + 16), a1);
+                            }
                         }
+                        else
+                            for (int c = c0; c < c1; c++)
+                            {
+                                var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
+                                float* xc = xp + c * 32;
+                                a0 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(groupLevels, q & mask), Vector512.Load(xc), a0);
+                                a1 = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(groupLevels, Avx512F.ShiftRightLogical(q, 4)), Vector512.Load(xc + 16), a1);
+                            }
                         total = Avx512F.FusedMultiplyAdd(a0 + a1, Vector512.Create(rowScales[g]), total);
                     }
                     float dot = Vector512.Sum(total);
@@ -218,6 +239,83 @@ internal static unsafe class QuantizedGemv
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Decode (m = 1) of INT4 rows four at a time: each 32-column chunk of x is loaded once for four rows, whose eight
+    /// accumulators are independent. Σ s·(q − z)·x = s·(Σ q·x − z·Σx): codes are converted, not looked up, and the zero
+    /// point comes off per group through the group's Σx. Returns the first row it did not do (the last r1 − r0 mod 4).
+    /// </summary>
+    private static int Int4DecodeFourRows(QuantizedMatrix w, byte* codes, float* scales, float* zeros, float* x, float* xp, float* y, int r0, int r1)
+    {
+        int k = w.Cols, chunks = k / 32, groups = w.Groups;
+        int chunksPerGroup = Math.Max(1, w.GroupSize / 32);
+        nint rowBytes = w.RowBytes;
+        var mask = Vector512.Create(15);
+        // Σx over each group's full chunks, in the kernel's own column order.
+        float* groupSums = stackalloc float[groups];
+        for (int g = 0, cs = 0; cs < chunks; cs += chunksPerGroup, g++)
+        {
+            var sum = Vector512<float>.Zero;
+            for (int c = cs; c < Math.Min(chunks, cs + chunksPerGroup); c++) sum += Vector512.Load(xp + c * 32) + Vector512.Load(xp + c * 32 + 16);
+            groupSums[g] = Vector512.Sum(sum);
+        }
+        int r = r0;
+        for (; r + 4 <= r1; r += 4)
+        {
+            byte* p0 = codes + r * rowBytes, p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
+            Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+            float c0 = 0, c1 = 0, c2 = 0, c3 = 0; // Σ_g s·z·Σx_g per row
+            for (int g = 0, cs = 0; cs < chunks; cs += chunksPerGroup, g++)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                int ce = Math.Min(chunks, cs + chunksPerGroup);
+                for (int c = cs; c < ce; c++)
+                {
+                    var xe = Vector512.Load(xp + c * 32);
+                    var xo = Vector512.Load(xp + c * 32 + 16);
+                    var q0 = Avx512F.ConvertToVector512Int32(Vector128.Load(p0 + c * 16));
+                    var q1 = Avx512F.ConvertToVector512Int32(Vector128.Load(p1 + c * 16));
+                    var q2 = Avx512F.ConvertToVector512Int32(Vector128.Load(p2 + c * 16));
+                    var q3 = Avx512F.ConvertToVector512Int32(Vector128.Load(p3 + c * 16));
+                    a0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(q0, 4)), xo,
+                        Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(q0 & mask), xe, a0));
+                    a1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(q1, 4)), xo,
+                        Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(q1 & mask), xe, a1));
+                    a2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(q2, 4)), xo,
+                        Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(q2 & mask), xe, a2));
+                    a3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(q3, 4)), xo,
+                        Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(q3 & mask), xe, a3));
+                }
+                float* s = scales + (nint)r * groups + g;
+                t0 = Avx512F.FusedMultiplyAdd(a0, Vector512.Create(s[0]), t0);
+                t1 = Avx512F.FusedMultiplyAdd(a1, Vector512.Create(s[groups]), t1);
+                t2 = Avx512F.FusedMultiplyAdd(a2, Vector512.Create(s[2 * groups]), t2);
+                t3 = Avx512F.FusedMultiplyAdd(a3, Vector512.Create(s[3 * groups]), t3);
+                if (zeros != null)
+                {
+                    float* z = zeros + (nint)r * groups + g;
+                    float gs = groupSums[g];
+                    c0 += s[0] * z[0] * gs;
+                    c1 += s[groups] * z[groups] * gs;
+                    c2 += s[2 * groups] * z[2 * groups] * gs;
+                    c3 += s[3 * groups] * z[3 * groups] * gs;
+                }
+            }
+            y[r] = Vector512.Sum(t0) - c0 + Tail(w, x, r, chunks * 32);
+            y[r + 1] = Vector512.Sum(t1) - c1 + Tail(w, x, r + 1, chunks * 32);
+            y[r + 2] = Vector512.Sum(t2) - c2 + Tail(w, x, r + 2, chunks * 32);
+            y[r + 3] = Vector512.Sum(t3) - c3 + Tail(w, x, r + 3, chunks * 32);
+        }
+        return r;
+    }
+
+    // Σ x[col]·W[r, col] over the columns past the last full chunk (scalar decoder).
+    private static float Tail(QuantizedMatrix w, float* x, int r, int from)
+    {
+        float sum = 0;
+        for (int col = from; col < w.Cols; col++) sum += x[col] * w[r, col];
+        return sum;
     }
 
     private static void Avx512Rows8(QuantizedMatrix w, float* x, int m, float* y, int r0, int r1)
