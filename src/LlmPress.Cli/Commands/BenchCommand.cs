@@ -57,8 +57,11 @@ internal static class BenchCommand
         var model = RandomModel.Create(config, DType.BF16);
         Add(new("prefill", SpeedBenchmark.MeasurePrefill(model, window, repeats: quick ? 1 : 2), "tokens/s",
             $"({(quick ? "2-layer " : "")}SmolLM2-135M shape, BF16, window {window}, with LM head and log-likelihood of every position, {threads} threads)"));
-        double bf16Decode = SpeedBenchmark.MeasureDecode(model);
-        Add(new("decode", bf16Decode, "tokens/s", $"(BF16, after a 32-token prompt, {threads} threads)"));
+        // Decode: best of three runs of 64 steps (one run of a few hundred milliseconds is at the mercy of the scheduler).
+        double Decode(LlamaModel m) => Math.Max(Math.Max(SpeedBenchmark.MeasureDecode(m, 32, 64), SpeedBenchmark.MeasureDecode(m, 32, 64)),
+            SpeedBenchmark.MeasureDecode(m, 32, 64));
+        double bf16Decode = Decode(model);
+        Add(new("decode", bf16Decode, "tokens/s", $"(BF16, after a 32-token prompt, best of 3 × 64 steps, {threads} threads)"));
 
         // The same model with its decoder linears RTN-quantized and run from the packed kernels (LM head stays BF16).
         double bandwidth = KernelBenchmark.MeasureStreamGBps(quick ? 64 << 20 : 512 << 20, threads, minTime);
@@ -70,7 +73,7 @@ internal static class BenchCommand
             var packed = RandomModel.Create(config, DType.BF16);
             long layerBytes = PackedModel.QuantizeInPlace(packed, format);
             string name = format.Kind == QuantKind.Int ? "int4" : format.Name;
-            double decode = SpeedBenchmark.MeasureDecode(packed);
+            double decode = Decode(packed);
             // Bound: every decode step reads all packed layers and the LM head once; the KV cache and activations are small.
             double bound = bandwidth * 1e9 / (layerBytes + headBytes);
             Add(new($"decode_{name}", decode, "tokens/s",
