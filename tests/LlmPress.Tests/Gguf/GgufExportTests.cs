@@ -200,10 +200,7 @@ public sealed class GgufExportTests : IDisposable
         // With --type f32 the dequantized (rotated back) values are kept exactly: logits equal LlmPress' own load with
         // the same weights in the original basis (LlmPress itself runs the rotated weights with an online rotation).
         using var reference = LlamaModel.Load(quantized);
-        var checkpoint = LlmPress.Quantization.Pipeline.QuantizedCheckpoint.TryLoad(quantized)!;
-        foreach (var linear in reference.Layers.SelectMany(l => l.Linears))
-            linear.Weight = LlmPress.Numerics.WeightView.FromFloats(
-                checkpoint.ReadPacked(reference.Store!, linear.Name, linear.OutFeatures, linear.InFeatures).Dequantize(), linear.OutFeatures, linear.InFeatures);
+        LlmPress.Tests.Quantization.Pipeline.PipelineTestData.UseDequantizedWeights(reference);
         using var loaded = GgufModelLoader.Load(path);
         AssertSameLogits(reference, loaded, GoldenLogitsTests.ReadGolden("stories260K").Ids);
 

@@ -118,6 +118,24 @@ internal static unsafe class QuantizedGemv
         return Vector512.Create(perGroup[chunk * 32 / groupSize]);
     }
 
+    // The 32 weights of 4-bit chunk c of a row as (even columns, odd columns): (level − zero)·scale, one rounding each.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> Even, Vector512<float> Odd) DecodeChunk4(byte* rowCodes, int chunk, Vector512<float> levels,
+        float* rowScales, float* rowZeros, int groupSize, bool halves)
+    {
+        var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + chunk * 16));
+        var lo = Avx512F.PermuteVar16x32(levels, q & Vector512.Create(15));
+        var hi = Avx512F.PermuteVar16x32(levels, Avx512F.ShiftRightLogical(q, 4));
+        var s = ChunkVector(rowScales, chunk, groupSize, halves);
+        if (rowZeros != null)
+        {
+            var z = ChunkVector(rowZeros, chunk, groupSize, halves);
+            lo -= z;
+            hi -= z;
+        }
+        return (lo * s, hi * s);
+    }
+
     private static void Avx512Rows4(QuantizedMatrix w, float* x, float* xp, int m, float* y, int r0, int r1)
     {
         int k = w.Cols, n = w.Rows, chunks = k / 32, groups = w.Groups, groupSize = w.GroupSize;
@@ -173,7 +191,7 @@ internal static unsafe class QuantizedGemv
                         total = Avx512F.FusedMultiplyAdd(a0 + a1, Vector512.Create(rowScales[g]), total);
                     }
                     float dot = Vector512.Sum(total);
-                    for (int col = chunks * 32; col < k; col++) dot += x[col] * w[r, col];
+                    dot = Tail(w, x, r, chunks * 32, dot);
                     y[r] = dot;
                     continue;
                 }
@@ -194,24 +212,13 @@ internal static unsafe class QuantizedGemv
                         else a1 = Avx512F.FusedMultiplyAdd(t, s2, a1);
                     }
                     float dot = Vector512.Sum(a0 + a1);
-                    for (int col = chunks * 32; col < k; col++) dot += x[col] * w[r, col];
+                    dot = Tail(w, x, r, chunks * 32, dot);
                     y[r] = dot;
                     continue;
                 }
                 for (int c = 0; c < chunks; c++)
                 {
-                    var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
-                    var lo = Avx512F.PermuteVar16x32(levels, q & mask);
-                    var hi = Avx512F.PermuteVar16x32(levels, Avx512F.ShiftRightLogical(q, 4));
-                    var s = ChunkVector(rowScales, c, groupSize, halves);
-                    if (rowZeros != null)
-                    {
-                        var z = ChunkVector(rowZeros, c, groupSize, halves);
-                        lo -= z;
-                        hi -= z;
-                    }
-                    lo *= s;
-                    hi *= s;
+                    var (lo, hi) = DecodeChunk4(rowCodes, c, levels, rowScales, rowZeros, groupSize, halves);
                     if (m == 1)
                     {
                         // Two accumulators per parity alternate by chunk so consecutive FMAs do not wait on each other.
@@ -234,7 +241,7 @@ internal static unsafe class QuantizedGemv
                 {
                     float sum = Vector512.Sum(acc[i]);
                     float* xi = x + (nint)i * k;
-                    for (int col = chunks * 32; col < k; col++) sum += xi[col] * w[r, col];
+                    sum = Tail(w, xi, r, chunks * 32, sum);
                     y[(nint)i * n + r] = sum;
                 }
             }
@@ -302,18 +309,17 @@ internal static unsafe class QuantizedGemv
                     c3 += s[3 * groups] * z[3 * groups] * gs;
                 }
             }
-            y[r] = Vector512.Sum(t0) - c0 + Tail(w, x, r, chunks * 32);
-            y[r + 1] = Vector512.Sum(t1) - c1 + Tail(w, x, r + 1, chunks * 32);
-            y[r + 2] = Vector512.Sum(t2) - c2 + Tail(w, x, r + 2, chunks * 32);
-            y[r + 3] = Vector512.Sum(t3) - c3 + Tail(w, x, r + 3, chunks * 32);
+            y[r] = Vector512.Sum(t0) - c0 + Tail(w, x, r, chunks * 32, 0f);
+            y[r + 1] = Vector512.Sum(t1) - c1 + Tail(w, x, r + 1, chunks * 32, 0f);
+            y[r + 2] = Vector512.Sum(t2) - c2 + Tail(w, x, r + 2, chunks * 32, 0f);
+            y[r + 3] = Vector512.Sum(t3) - c3 + Tail(w, x, r + 3, chunks * 32, 0f);
         }
         return r;
     }
 
-    // Σ x[col]·W[r, col] over the columns past the last full chunk (scalar decoder).
-    private static float Tail(QuantizedMatrix w, float* x, int r, int from)
+    // sum + Σ x[col]·W[r, col] over the columns past the last full chunk (scalar decoder), added in column order.
+    private static float Tail(QuantizedMatrix w, float* x, int r, int from, float sum)
     {
-        float sum = 0;
         for (int col = from; col < w.Cols; col++) sum += x[col] * w[r, col];
         return sum;
     }
@@ -353,7 +359,7 @@ internal static unsafe class QuantizedGemv
                 {
                     float sum = Vector512.Sum(acc[i]);
                     float* xi = x + (nint)i * k;
-                    for (int col = chunks * 16; col < k; col++) sum += xi[col] * w[r, col];
+                    sum = Tail(w, xi, r, chunks * 16, sum);
                     y[(nint)i * n + r] = sum;
                 }
             }
@@ -388,23 +394,11 @@ internal static unsafe class QuantizedGemv
                 if (w.Bits == 4)
                 {
                     var levels = Vector512.Load(levelsPtr);
-                    var mask = Vector512.Create(15);
                     bool halves = groupSize == 16 && groups > 1;
                     int chunks = k / 32;
                     for (int c = 0; c < chunks; c++)
                     {
-                        var q = Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16));
-                        var lo = Avx512F.PermuteVar16x32(levels, q & mask);
-                        var hi = Avx512F.PermuteVar16x32(levels, Avx512F.ShiftRightLogical(q, 4));
-                        var s = ChunkVector(rowScales, c, groupSize, halves);
-                        if (rowZeros != null)
-                        {
-                            var z = ChunkVector(rowZeros, c, groupSize, halves);
-                            lo -= z;
-                            hi -= z;
-                        }
-                        lo *= s;
-                        hi *= s;
+                        var (lo, hi) = DecodeChunk4(rowCodes, c, levels, rowScales, rowZeros, groupSize, halves);
                         Avx512F.PermuteVar16x32x2(lo, s_interleaveLow, hi).Store(d + c * 32);
                         Avx512F.PermuteVar16x32x2(lo, s_interleaveHigh, hi).Store(d + c * 32 + 16);
                     }

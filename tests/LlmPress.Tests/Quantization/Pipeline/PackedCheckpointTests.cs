@@ -21,18 +21,16 @@ public class PackedCheckpointTests
 
         using var packed = LlamaModel.Load(output);
         using var reference = LlamaModel.Load(output);
-        var checkpoint = QuantizedCheckpoint.TryLoad(output)!;
         bool kernels = format.Kind != QuantKind.Int || format.Bits is 4 or 8;
         long fp32Bytes = 0, heldBytes = 0;
-        foreach (var (p, r) in packed.Layers.SelectMany(l => l.Linears).Zip(reference.Layers.SelectMany(l => l.Linears)))
+        foreach (var p in packed.Layers.SelectMany(l => l.Linears))
         {
             Assert.Equal(kernels, p.Quantized is not null);
             fp32Bytes += 4L * p.OutFeatures * p.InFeatures;
             heldBytes += p.WeightBytes;
-            // The reference runs the same weights as plain FP32 in the original basis (no packed kernel, no rotation).
-            var weight = checkpoint.ReadPacked(reference.Store!, r.Name, r.OutFeatures, r.InFeatures).Dequantize();
-            r.Weight = WeightView.FromFloats(weight, r.OutFeatures, r.InFeatures);
         }
+        // The reference runs the same weights as plain FP32 in the original basis (no packed kernel, no rotation).
+        PipelineTestData.UseDequantizedWeights(reference);
         // Codes plus FP32 scales (and zero points): at most 3 bits per weight above the code width (NVFP4's 16-column
         // groups cost 2; padding to a rotation block adds up to 1/8).
         double heldBits = 32.0 * heldBytes / fp32Bytes;
