@@ -1,0 +1,199 @@
+namespace LlmPress.Search;
+
+/// <summary>
+/// EvoPress (Sieberling, Kuznedelev, Kurtic, Alistarh, arXiv 2410.14649): a (1 + λ) evolutionary search for the
+/// level of every layer under a total budget. Each generation mutates the parent λ times by "level switches" — one
+/// layer one level up, another one level down at exactly the same cost, so every configuration keeps the starting
+/// budget — and selects in stages, successive-halving style: all offspring are scored on a few calibration windows, the
+/// best few on more, and so on; the parent joins before the last stage (elitism), whose single survivor is the next
+/// parent.
+/// </summary>
+/// <remarks>
+/// Every random choice of generation g comes from a generator seeded by (seed, g), so a run resumed from an
+/// <see cref="EvoPressState"/> continues exactly as an uninterrupted one would. Fitness is lower-is-better (KL divergence
+/// to the uncompressed model in the CLI).
+/// </remarks>
+public static class EvoPressSearch
+{
+    /// <summary>Scores a configuration (a level per layer) on the given calibration windows; lower is better.</summary>
+    public delegate double Fitness(ReadOnlySpan<int> levels, ReadOnlySpan<int> windows);
+
+    /// <summary>Runs the search.</summary>
+    /// <param name="space">Layers and level costs.</param>
+    /// <param name="budget">Largest total cost; the result's cost is the start's (≤ budget).</param>
+    /// <param name="fitness">The objective.</param>
+    /// <param name="windowCount">Calibration windows available to the fitness (indices 0..windowCount−1).</param>
+    /// <param name="options">Generations, offspring, stages, seed.</param>
+    /// <param name="start">Optional start (e.g. uniform or the DP's answer); default: the best of
+    /// <see cref="EvoPressOptions.InitialCandidates"/> random configurations just under the budget.</param>
+    /// <param name="resume">A state saved by <paramref name="generationDone"/>: continue after it (start is ignored).</param>
+    /// <param name="generationDone">Called after the start and after every generation (save it to resume).</param>
+    /// <param name="cancel">Checked between fitness evaluations.</param>
+    /// <exception cref="ArgumentException">A budget outside what the levels can reach, a start over the budget or with
+    /// invalid levels, a resume state from another space, or bad options.</exception>
+    public static EvoPressState Run(LevelSpace space, double budget, Fitness fitness, int windowCount, EvoPressOptions options,
+        int[]? start = null, EvoPressState? resume = null, Action<EvoPressState>? generationDone = null, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(space);
+        ArgumentNullException.ThrowIfNull(fitness);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate(windowCount);
+        var (min, max) = space.CostRange();
+        if (!(budget >= min * (1 - 1e-12)))
+            throw new ArgumentException($"The budget {budget:G6} is below the cheapest configuration ({min:G6}: every layer at its lowest level).");
+        budget = Math.Min(budget, max);
+
+        EvoPressState state;
+        if (resume is not null)
+        {
+            if (resume.Parent.Length != space.LayerCount || space.TotalCost(resume.Parent) > budget * (1 + 1e-12))
+                throw new ArgumentException("The saved search state does not fit this model's levels or budget; start over without resuming.");
+            state = resume;
+        }
+        else
+        {
+            var rng = GenerationRandom(options.Seed, 0);
+            var windows = SampleWindows(rng, windowCount, options.WindowsPerStage[0]);
+            int[] parent;
+            double parentFitness;
+            if (start is not null)
+            {
+                if (space.TotalCost(start) > budget * (1 + 1e-12))
+                    throw new ArgumentException($"The start configuration costs {space.TotalCost(start):G6}, over the budget {budget:G6}.");
+                parent = (int[])start.Clone();
+                parentFitness = fitness(parent, windows);
+            }
+            else
+            {
+                parent = [];
+                parentFitness = double.PositiveInfinity;
+                for (int i = 0; i < options.InitialCandidates; i++)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    var candidate = RandomStart(space, budget, rng);
+                    if (i > 0 && candidate.AsSpan().SequenceEqual(parent)) continue;
+                    double f = fitness(candidate, windows);
+                    if (f < parentFitness) (parent, parentFitness) = (candidate, f);
+                }
+            }
+            state = new EvoPressState(0, parent, parentFitness, [parentFitness]);
+            generationDone?.Invoke(state);
+        }
+
+        while (state.Generation < options.Generations)
+        {
+            state = NextGeneration(space, fitness, windowCount, options, state, cancel);
+            generationDone?.Invoke(state);
+        }
+        return state;
+    }
+
+    private static EvoPressState NextGeneration(LevelSpace space, Fitness fitness, int windowCount, EvoPressOptions options,
+        EvoPressState state, CancellationToken cancel)
+    {
+        int generation = state.Generation + 1;
+        var rng = GenerationRandom(options.Seed, generation);
+        var parent = state.Parent;
+
+        // λ distinct offspring, none equal to the parent (a space too small for λ gives fewer).
+        var candidates = new List<int[]>();
+        for (int attempt = 0; candidates.Count < options.Offspring && attempt < 100 * options.Offspring; attempt++)
+        {
+            var child = Mutate(space, parent, options.MaxSwitches, rng);
+            if (child is null || child.AsSpan().SequenceEqual(parent)) continue;
+            bool duplicate = false;
+            foreach (var c in candidates) duplicate |= c.AsSpan().SequenceEqual(child);
+            if (!duplicate) candidates.Add(child);
+        }
+
+        double best = state.ParentFitness;
+        int[] winner = parent;
+        var scores = new List<(double Fitness, int[] Levels)>();
+        int stages = options.SurvivorsPerStage.Count;
+        for (int k = 0; k < stages; k++)
+        {
+            var windows = SampleWindows(rng, windowCount, options.WindowsPerStage[k]);
+            if (k == stages - 1) candidates.Add(parent); // elitism: the parent competes in the last stage
+            scores.Clear();
+            foreach (var c in candidates)
+            {
+                cancel.ThrowIfCancellationRequested();
+                scores.Add((fitness(c, windows), c));
+            }
+            // Stable order: by fitness, ties keep the candidate order.
+            var ranked = scores.Select((s, i) => (s, i)).OrderBy(x => x.s.Fitness).ThenBy(x => x.i).Select(x => x.s).ToList();
+            int keep = Math.Min(options.SurvivorsPerStage[k], ranked.Count);
+            candidates = ranked.Take(keep).Select(x => x.Levels).ToList();
+            if (k == stages - 1) (best, winner) = (ranked[0].Fitness, ranked[0].Levels);
+        }
+        return new EvoPressState(generation, winner, best, [.. state.History, best]);
+    }
+
+    /// <summary>
+    /// A level-switch mutation of <paramref name="parent"/>: min(U{1..k}, U{1..k}) switches, each moving one random layer
+    /// up a level and a random other layer with an equal cost step down a level. Null when no switch is possible.
+    /// </summary>
+    public static int[]? Mutate(LevelSpace space, int[] parent, int maxSwitches, Random rng)
+    {
+        ArgumentNullException.ThrowIfNull(space);
+        ArgumentNullException.ThrowIfNull(parent);
+        ArgumentNullException.ThrowIfNull(rng);
+        int switches = Math.Min(rng.Next(1, maxSwitches + 1), rng.Next(1, maxSwitches + 1));
+        var child = (int[])parent.Clone();
+        var ups = new List<int>();
+        var downs = new List<int>();
+        int done = 0;
+        for (int attempt = 0; done < switches && attempt < 4 * switches; attempt++)
+        {
+            ups.Clear();
+            for (int l = 0; l < space.LayerCount; l++)
+                if (child[l] + 1 < space.LevelCount(l)) ups.Add(l);
+            if (ups.Count == 0) break;
+            int up = ups[rng.Next(ups.Count)];
+            downs.Clear();
+            for (int l = 0; l < space.LayerCount; l++)
+                if (space.CanSwitch(child, up, l)) downs.Add(l);
+            if (downs.Count == 0) continue;
+            int down = downs[rng.Next(downs.Count)];
+            child[up]++;
+            child[down]--;
+            done++;
+        }
+        return done == 0 ? null : child;
+    }
+
+    // All layers at the lowest common level index whose uniform cost reaches the budget, then random layers one level
+    // down until the total fits (EvoPress' initialisation for a non-integer target: from ceil(target) downwards).
+    private static int[] RandomStart(LevelSpace space, double budget, Random rng)
+    {
+        int top = 0;
+        for (int l = 0; l < space.LayerCount; l++) top = Math.Max(top, space.LevelCount(l) - 1);
+        var levels = new int[space.LayerCount];
+        for (int u = 0; u <= top; u++)
+        {
+            for (int l = 0; l < levels.Length; l++) levels[l] = Math.Min(u, space.LevelCount(l) - 1);
+            if (space.TotalCost(levels) >= budget) break;
+        }
+        var lowerable = new List<int>();
+        while (space.TotalCost(levels) > budget * (1 + 1e-12))
+        {
+            lowerable.Clear();
+            for (int l = 0; l < levels.Length; l++)
+                if (levels[l] > 0) lowerable.Add(l);
+            levels[lowerable[rng.Next(lowerable.Count)]]--; // non-empty: all-lowest costs ≤ budget
+        }
+        return levels;
+    }
+
+    private static int[] SampleWindows(Random rng, int windowCount, int count)
+    {
+        var all = new int[windowCount];
+        for (int i = 0; i < windowCount; i++) all[i] = i;
+        rng.Shuffle(all);
+        var chosen = all[..count];
+        Array.Sort(chosen); // the fitness reads windows in order (same sums for the same set)
+        return chosen;
+    }
+
+    private static Random GenerationRandom(int seed, int generation) => new(unchecked(seed * 1_000_003 + generation * 7919 + 17));
+}
