@@ -57,7 +57,7 @@ internal static class PruneBench
         {
             PruneResult? last = null;
             Report($"iterative OBS {pattern}", () => (last = IterativeObs.Prune(w, rows, cols, h, pattern)).Weight, w, rows, cols, h);
-            Console.WriteLine($"    iterations {last!.Iterations}, error by iteration: {string.Join(", ", last.ErrorByIteration.Select(e => e.ToString("F5")))}");
+            Console.WriteLine($"    iterations {last!.Iterations}, error by iteration: {string.Join(", ", last.ErrorByIteration.Select(e => e.ToString("G4")))}");
         }
     }
 
