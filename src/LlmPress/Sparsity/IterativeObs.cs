@@ -44,8 +44,9 @@ public static class IterativeObs
 {
     private const int RowsPerChunk = 64;
 
-    // CG steps of the first refit, in units of RefitSteps. Measured on [384, 256] and [1536, 576] layers with correlated
-    // inputs: SparseGPT's mask converges in ~30 steps (the error then stays within 1e-4 of its 300-step value).
+    // CG steps of the first refit, in units of RefitSteps. Measured on a [384, 256] layer with correlated inputs (bench
+    // `prune 384 256`): the refit of SparseGPT's mask reaches its 300-step error to 4 digits in 30 steps, while 8 steps
+    // leave it 11% higher.
     private const int FirstRefitFactor = 4;
 
     /// <summary>Prunes W [rows, cols] to <paramref name="pattern"/> (no quantization).</summary>
