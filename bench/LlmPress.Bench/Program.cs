@@ -4,6 +4,7 @@ using LlmPress.Numerics;
 //        ... -- gguf [rows] [cols] [threads]                 (ggml codec throughput)
 //        ... -- gguf-export [f16 q8_0 ...]                   (export + verify + load of a random 135M checkpoint)
 //        ... -- ct-export [int4-asym-g64 mxfp4 ...]          (compressed-tensors export of a random 135M checkpoint, RTN-quantized)
+//        ... -- prune [rows] [cols] [threads]               (SparseGPT / Wanda / iterative OBS vs GPTQ on one layer)
 //        ... -- peak [rounds]                               (one core's FP32 FMA ceiling)
 //        ... -- bdn [BenchmarkDotNet arguments, e.g. --filter '*Gemm*']
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
@@ -30,6 +31,12 @@ if (what == "ct-export")
 if (what == "gguf")
 {
     LlmPress.Bench.GgufCodecBench.Run(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 8192,
+        args.Length > 3 ? int.Parse(args[3]) : Environment.ProcessorCount);
+    return 0;
+}
+if (what == "prune")
+{
+    LlmPress.Bench.PruneBench.Run(args.Length > 1 ? int.Parse(args[1]) : 1536, args.Length > 2 ? int.Parse(args[2]) : 576,
         args.Length > 3 ? int.Parse(args[3]) : Environment.ProcessorCount);
     return 0;
 }

@@ -23,7 +23,7 @@ public static class MaskSelection
         if (keys.IsEmpty) keys = new ulong[scores.Length];
         else keys = keys[..scores.Length];
         for (int i = 0; i < scores.Length; i++) keys[i] = Key(scores[i], i);
-        keys.Sort();
+        PartitionSmallest(keys, (int)count);
         for (long i = 0; i < count; i++) pruned[(int)(uint)keys[(int)i]] = true;
     }
 
@@ -44,6 +44,33 @@ public static class MaskSelection
             group.Sort();
             for (int i = 0; i < n; i++) pruned[g + (int)(uint)group[i]] = true;
         }
+    }
+
+    // Reorders keys so that keys[..count] are the count smallest (in no particular order): quickselect, O(n) expected
+    // instead of a full sort's O(n log n) (SparseGPT selects per block, iterative OBS over the whole layer). The keys are
+    // distinct, so the chosen set is exactly the sort's first count, whatever the pivots.
+    private static void PartitionSmallest(Span<ulong> keys, int count)
+    {
+        // Invariant: keys[..lo] ≤ keys[lo..hi] ≤ keys[hi + 1..] elementwise, and the count-th smallest is in [lo, hi].
+        int lo = 0, hi = keys.Length - 1;
+        while (hi - lo > 32)
+        {
+            // Median of three as the pivot; Hoare partition into [lo, j] ≤ pivot ≤ [j + 1, hi].
+            int mid = lo + (hi - lo) / 2;
+            ulong a = keys[lo], b = keys[mid], c = keys[hi];
+            ulong pivot = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+            int i = lo - 1, j = hi + 1;
+            while (true)
+            {
+                do i++; while (keys[i] < pivot);
+                do j--; while (keys[j] > pivot);
+                if (i >= j) break;
+                (keys[i], keys[j]) = (keys[j], keys[i]);
+            }
+            if (count - 1 <= j) hi = j; // the count-th smallest is on the left
+            else lo = j + 1;
+        }
+        keys[lo..(hi + 1)].Sort();
     }
 
     // Non-negative floats order like their bit patterns; the index in the low half breaks ties towards lower indices.

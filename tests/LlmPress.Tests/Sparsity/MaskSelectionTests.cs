@@ -30,6 +30,35 @@ public class MaskSelectionTests
         }
     }
 
+    [Theory]
+    [InlineData("random", 5000)]
+    [InlineData("ascending", 4099)]
+    [InlineData("descending", 4099)]
+    [InlineData("constant", 3000)]
+    public void MarkSmallest_SelectsWhatAFullSortSelects(string shape, int length)
+    {
+        // The quickselect must choose exactly the first `count` of the (score, index) order, for every count, including
+        // inputs that defeat naive pivots (sorted, reversed, all equal).
+        var rng = new Random(length);
+        var scores = Enumerable.Range(0, length).Select(i => shape switch
+        {
+            "random" => (float)rng.NextDouble(),
+            "ascending" => i,
+            "descending" => length - i,
+            _ => 1f,
+        }).ToArray();
+        var order = Enumerable.Range(0, length).OrderBy(i => scores[i]).ThenBy(i => i).ToArray();
+        var keys = new ulong[length];
+        foreach (int count in new[] { 1, 33, length / 3, length / 2, length - 1 })
+        {
+            var pruned = new bool[length];
+            MaskSelection.MarkSmallest(scores, count, pruned, keys);
+            var expected = new bool[length];
+            for (int k = 0; k < count; k++) expected[order[k]] = true;
+            Assert.Equal(expected, pruned);
+        }
+    }
+
     [Fact]
     public void MarkNOfM_MarksTheNSmallestOfEveryGroup()
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using LlmPress.Numerics;
+using LlmPress.Sparsity;
 
 namespace LlmPress.Quantization;
 
@@ -10,23 +11,30 @@ public static partial class Gptq
     // Step 5 over all blocks of blockSize columns (act-order positions): for each column (or HIGGS pair), dynamic group
     // scales when a group starts, q = quantize(w), then the OBS update inside the block; after the block one GEMM
     // updates every later column (GPTQ paper §4, "Lazy Batch-Updates"). Returns the Stopwatch ticks of the two parts.
-    private static (long ColumnTicks, long TrailingTicks) RunBlocks(ColumnQuantizer quantizer, bool staticGroups, int[]? perm, int blockSize,
-        float[] wt, float[] qt, float[] u, double[] rowLosses, double[] columnLosses, bool parallel)
+    // SparseGPT drives the same loop with a mask (selection at block starts or N:M group starts, then the column's pruned
+    // rows set to 0 before quantizing: q = quantize(mask(w))) and, to prune only, no quantizer (q = mask(w)). The error
+    // (w − q)/Uⱼⱼ is always taken from the unmasked w, so a pruned weight's whole value is compensated.
+    internal static (long ColumnTicks, long TrailingTicks) RunBlocks(ColumnQuantizer? quantizer, SparseGptMask? mask, int rows, int columns,
+        bool staticGroups, int[]? perm, int blockSize, float[] wt, float[] qt, float[] u, double[] rowLosses, double[] columnLosses, bool parallel)
     {
-        int rows = quantizer.Rows, columns = quantizer.Columns, step = quantizer.ColumnsPerStep, groupSize = quantizer.GroupSize;
+        int step = quantizer?.ColumnsPerStep ?? 1, groupSize = quantizer?.GroupSize ?? columns;
         float[] err = new float[(long)blockSize * rows]; // [blockSize, rows], ε of the current block
-        var groupWork = staticGroups ? null : new DynamicGroupWork(rows, groupSize);
+        var groupWork = staticGroups || quantizer is null ? null : new DynamicGroupWork(rows, groupSize);
         long columnTicks = 0, trailingTicks = 0;
         for (int i1 = 0; i1 < columns; i1 += blockSize)
         {
             int i2 = Math.Min(i1 + blockSize, columns);
             long t0 = Stopwatch.GetTimestamp();
+            mask?.BeginBlock(i1, i2, wt, u);
             for (int j = i1; j < i2; j += step)
             {
                 int column = perm is null ? j : perm[j];
                 if (groupWork is not null && column % groupSize == 0)
-                    groupWork.Compute(quantizer, column, i1, i2, columns, wt, u, err, parallel);
-                quantizer.QuantizeColumns(column, wt.AsSpan(j * rows, step * rows), qt.AsSpan(j * rows, step * rows));
+                    groupWork.Compute(quantizer!, column, i1, i2, columns, wt, u, err, parallel);
+                ReadOnlySpan<float> values = wt.AsSpan(j * rows, step * rows);
+                if (mask is not null) values = mask.Apply(j, wt, u);
+                if (quantizer is null) values.CopyTo(qt.AsSpan(j * rows, rows));
+                else quantizer.QuantizeColumns(column, values, qt.AsSpan(j * rows, step * rows));
                 for (int s = 0; s < step; s++)
                     QuantizedColumnUpdate(j + s, i1, i2, rows, columns, wt, qt, u, err, rowLosses, columnLosses, column + s);
             }
@@ -103,7 +111,7 @@ public static partial class Gptq
     }
 
     // wt[j, r] = w[r, perm[j]]: w [rows, columns] → wt [columns, rows], in tiles.
-    private static void TransposeColumns(float[] w, int rows, int columns, int[]? perm, float[] wt)
+    internal static void TransposeColumns(float[] w, int rows, int columns, int[]? perm, float[] wt)
     {
         for (int rb = 0; rb < rows; rb += Tile)
             for (int jb = 0; jb < columns; jb += Tile)
@@ -118,7 +126,7 @@ public static partial class Gptq
     }
 
     // w[r, perm[j]] = wt[j, r]: the inverse of TransposeColumns.
-    private static void ScatterColumns(float[] wt, int rows, int columns, int[]? perm, float[] w)
+    internal static void ScatterColumns(float[] wt, int rows, int columns, int[]? perm, float[] w)
     {
         for (int rb = 0; rb < rows; rb += Tile)
             for (int jb = 0; jb < columns; jb += Tile)

@@ -5,14 +5,15 @@ namespace LlmPress.Quantization;
 // The Hessian side of GPTQ: stored basis, dead columns, act-order, dampening and the factorisation.
 public static partial class Gptq
 {
-    // H (original basis, lower triangle) → destination [columns, columns]: symmetric, zero-padded, rotated when the format rotates.
-    private static void LoadStoredHessian(ReadOnlySpan<float> hessian, int cols, QuantFormat format, Span<float> destination)
+    // H (original basis, lower triangle) → destination [columns, columns]: symmetric, zero-padded, rotated when the
+    // format rotates. A null format (pruning only) is the original basis: columns = cols, no rotation.
+    internal static void LoadStoredHessian(ReadOnlySpan<float> hessian, int cols, QuantFormat? format, Span<float> destination)
     {
-        int columns = format.StoredColumns(cols);
+        int columns = format?.StoredColumns(cols) ?? cols;
         destination.Clear();
         for (int i = 0; i < cols; i++) hessian.Slice(i * cols, i + 1).CopyTo(destination.Slice(i * columns, i + 1));
         MirrorLowerToUpper(destination, columns);
-        if (format.RotationBlockSize is int b)
+        if (format?.RotationBlockSize is int b)
         {
             HadamardTransform.TransformBlockDiagonal(destination, columns, b, normalize: true); // H·R (each row times R)
             TransposeSquare(destination, columns);                                             // (H·R)ᵀ = R·H
@@ -25,6 +26,20 @@ public static partial class Gptq
     {
         for (int i = 0; i < n; i++)
             if (h[i * n + i] == 0) h[i * n + i] = 1;
+    }
+
+    // Step 2 (an input that was always 0): W'[:, i] = 0 and H'ᵢᵢ = 1 wherever H'ᵢᵢ = 0. Returns how many.
+    internal static int ZeroDeadColumns(float[] stored, int rows, float[] h, int columns)
+    {
+        int deadColumns = 0;
+        for (int i = 0; i < columns; i++)
+        {
+            if (h[(long)i * columns + i] != 0) continue;
+            deadColumns++;
+            for (int r = 0; r < rows; r++) stored[(long)r * columns + i] = 0;
+        }
+        FixDeadDiagonal(h, columns);
+        return deadColumns;
     }
 
     // Act-order (gptq.py: perm = argsort(diag(H), descending=True)): steps of p columns (HIGGS pairs stay together),
@@ -77,15 +92,16 @@ public static partial class Gptq
 
     // Adds λ = percent·mean(diag H') to the prepared (dead-fixed, permuted) H' in u and replaces it by U; on failure
     // rebuilds H' from the caller's Hessian (U overwrote it) and retries with 10× the percentage.
-    private static (double Percent, double Damping, int Retries) Factorize(ReadOnlySpan<float> hessian, int cols, QuantFormat format,
-        float[] u, int[]? perm, GptqOptions options, List<string> warnings)
+    // `method` names the caller in messages ("GPTQ", "SparseGPT").
+    internal static (double Percent, double Damping, int Retries) Factorize(ReadOnlySpan<float> hessian, int cols, QuantFormat? format,
+        float[] u, int[]? perm, GptqOptions options, List<string> warnings, string method = "GPTQ")
     {
         string? layer = options.LayerName;
-        int columns = format.StoredColumns(cols);
+        int columns = format?.StoredColumns(cols) ?? cols;
         double meanDiagonal = 0;
         for (int i = 0; i < columns; i++) meanDiagonal += u[(long)i * columns + i];
         meanDiagonal /= columns;
-        if (!(meanDiagonal > 0)) GptqThrow.Argument_HessianNotPositive(layer, meanDiagonal);
+        if (!(meanDiagonal > 0)) GptqThrow.Argument_HessianNotPositive(layer, meanDiagonal, method);
         double percent = options.DampPercent;
         for (int retries = 0; ; retries++)
         {
@@ -98,9 +114,9 @@ public static partial class Gptq
             bool ok = Cholesky.UpperFactorOfInverse(u, columns, out int failed, options.Parallel);
             if (ok && GroupRange.IndexOfNonFinite(u) < 0) return (percent, lambda, retries);
             int failedColumn = failed < 0 ? -1 : perm?[failed] ?? failed;
-            if (retries >= options.MaxDampRetries) GptqThrow.Argument_NotPositiveDefinite(layer, retries + 1, percent, failedColumn);
+            if (retries >= options.MaxDampRetries) GptqThrow.Argument_NotPositiveDefinite(layer, retries + 1, percent, failedColumn, method);
             double next = Math.Max(percent * 10, 1e-3);
-            warnings.Add($"{GptqThrow.Prefix(layer)}: " +
+            warnings.Add($"{GptqThrow.Prefix(layer, method)}: " +
                 (ok ? "the inverse Hessian factor overflowed" : $"Cholesky failed at stored column {failedColumn}") +
                 $" with dampening {percent:G3} × mean(diag H) (λ = {lambda:G4}); retrying with {next:G3}.");
             percent = next;

@@ -94,14 +94,7 @@ public static partial class Gptq
         LoadStoredHessian(hessian, cols, format, u);
 
         // 2. Dead columns (an input that was always 0): H'ᵢᵢ = 1, W'[:, i] = 0.
-        int deadColumns = 0;
-        for (int i = 0; i < columns; i++)
-        {
-            if (u[(long)i * columns + i] != 0) continue;
-            deadColumns++;
-            for (int r = 0; r < rows; r++) stored[(long)r * columns + i] = 0;
-        }
-        FixDeadDiagonal(u, columns);
+        int deadColumns = ZeroDeadColumns(stored, rows, u, columns);
 
         // 3. Act-order permutation (by decreasing H'ᵢᵢ).
         int[]? perm = options.ActOrder ? ActOrderPermutation(u, columns, step) : null;
@@ -127,7 +120,8 @@ public static partial class Gptq
                 : format.CreateColumnQuantizer(rows, cols, stored, options.ScaleSearch);
             bool staticGroups = options.ActOrder || options.StaticGroups;
             if (staticGroups) quantizer.ComputeAllGroupParameters(stored);
-            (columnTicks, trailingTicks) = RunBlocks(quantizer, staticGroups, perm, blockSize, wt, qt, u, rowLosses, columnLosses, options.Parallel);
+            (columnTicks, trailingTicks) = RunBlocks(quantizer, null, rows, columns, staticGroups, perm, blockSize, wt, qt, u, rowLosses, columnLosses,
+                options.Parallel);
             tLoop = Stopwatch.GetTimestamp();
             packed = quantizer.Build();
             tPacked = Stopwatch.GetTimestamp();

@@ -7,7 +7,7 @@ namespace LlmPress.Quantization;
 [StackTraceHidden]
 internal static class GptqThrow
 {
-    public static string Prefix(string? layer) => string.IsNullOrEmpty(layer) ? "GPTQ" : $"GPTQ, layer '{layer}'";
+    public static string Prefix(string? layer, string method = "GPTQ") => string.IsNullOrEmpty(layer) ? method : $"{method}, layer '{layer}'";
 
     [DoesNotReturn]
     public static void Argument_Length(string? layer, string name, string shape, long needed, int actual) =>
@@ -27,18 +27,18 @@ internal static class GptqThrow
             "hessian");
 
     [DoesNotReturn]
-    public static void Argument_HessianNotPositive(string? layer, double meanDiagonal) =>
+    public static void Argument_HessianNotPositive(string? layer, double meanDiagonal, string method = "GPTQ") =>
         throw new ArgumentException(
-            $"{Prefix(layer)}: the mean diagonal of the Hessian is {meanDiagonal} after dead columns were set to 1; " +
+            $"{Prefix(layer, method)}: the mean diagonal of the Hessian is {meanDiagonal} after dead columns were set to 1; " +
             "a Hessian 2/N·Σxxᵀ has a non-negative diagonal. HINT: pass the accumulated Hessian, not its inverse or a difference.",
             "hessian");
 
     [DoesNotReturn]
-    public static void Argument_NotPositiveDefinite(string? layer, int attempts, double dampPercent, int column) =>
+    public static void Argument_NotPositiveDefinite(string? layer, int attempts, double dampPercent, int column, string method = "GPTQ") =>
         throw new ArgumentException(
-            $"{Prefix(layer)}: H + λI is not positive definite even with λ = {dampPercent:G3} × mean(diag H) " +
+            $"{Prefix(layer, method)}: H + λI is not positive definite even with λ = {dampPercent:G3} × mean(diag H) " +
             $"after {attempts} attempts (last failure at stored column {column}). The Hessian is not positive semidefinite. " +
-            "HINT: check the Hessian for corruption, or raise GptqOptions.MaxDampRetries.",
+            $"HINT: check the Hessian for corruption, or raise {(method == "GPTQ" ? "GptqOptions." : "")}MaxDampRetries.",
             "hessian");
 
     public static ArgumentException InLayer(string layer, ArgumentException inner) =>
