@@ -135,7 +135,7 @@ internal static class PruneCommand
             JournaledRun.WarnDryRun(console, outputPath, outputExists, journalExists, force, resume);
             int? length = c.Length(parse, model);
             return QuantizeCommand.PrintPlan(console, modelPath, outputPath,
-                PruningPipeline.Plan(model, options, length is null ? null : parse.GetValue(c.Samples), length, maxMemory), json);
+                PruningPipeline.Plan(model, options, length is null ? null : parse.GetValue(c.Samples), length, maxMemory), json, options.Sparsity.Name);
         }
         var calibration = c.Load(parse, model, modelPath);
         var fingerprint = RunFingerprint.Create(model, options.FingerprintFields(), calibration);

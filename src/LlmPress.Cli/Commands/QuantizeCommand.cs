@@ -130,18 +130,18 @@ internal static class QuantizeCommand
         return 0;
     }
 
-    internal static int PrintPlan(CliConsole console, string modelPath, string outputPath, QuantizationPlan plan, bool json)
+    internal static int PrintPlan(CliConsole console, string modelPath, string outputPath, QuantizationPlan plan, bool json, string? sparsity = null)
     {
         if (json)
         {
-            console.WriteJson(new Dictionary<string, object?>
+            var fields = new Dictionary<string, object?>
             {
                 ["dry_run"] = true,
                 ["method"] = plan.Method,
                 ["format"] = plan.Format,
                 ["layers"] = plan.Layers.Select(l => new Dictionary<string, object>
                 {
-                    ["name"] = l.Name, ["rows"] = l.Rows, ["cols"] = l.Cols, ["bits_per_weight"] = l.BitsPerWeight,
+                    ["name"] = l.Name, ["rows"] = l.Rows, ["cols"] = l.Cols, ["format"] = l.Format, ["bits_per_weight"] = l.BitsPerWeight,
                     ["bytes_before"] = l.BytesBefore, ["bytes_after"] = l.BytesAfter,
                 }).ToArray(),
                 ["calibration_samples"] = plan.CalibrationSamples,
@@ -155,14 +155,16 @@ internal static class QuantizeCommand
                 ["spilled_bytes"] = plan.SpilledBytes,
                 ["estimated_seconds"] = plan.EstimatedSeconds,
                 ["assumed_gflops"] = QuantizationPlan.AssumedGflops,
-            });
+            };
+            if (sparsity is not null) fields.Add("sparsity", sparsity);
+            console.WriteJson(fields);
             return 0;
         }
         var shapes = plan.Layers.GroupBy(l => (l.Rows, l.Cols)).Select(g => $"{g.Count()} × [{g.Key.Rows}×{g.Key.Cols}]");
-        console.WriteTable($"plan: {plan.Method} {plan.Format} of {Path.GetFileName(Path.GetFullPath(modelPath))} → {outputPath} (dry run, nothing written)", [
+        console.WriteTable($"plan: {plan.Method} {(sparsity is null ? "" : sparsity + " ")}{plan.Format} of {Path.GetFileName(Path.GetFullPath(modelPath))} → {outputPath} (dry run, nothing written)", [
             ("layers", $"{plan.Layers.Count} linear layers: {string.Join(", ", shapes)}"),
             ("calibration", plan.CalibrationSamples is { } n ? $"{n} × {plan.CalibrationSequenceLength} tokens" : "none (data-free)"),
-            ("quantized weights", $"{Format.Bytes(plan.QuantizedBytesBefore)} → {Format.Bytes(plan.QuantizedBytesAfter)} ({Format.Number(plan.AverageBitsPerWeight, "0.000")} bits/weight)"),
+            (sparsity is null ? "quantized weights" : "compressed weights", $"{Format.Bytes(plan.QuantizedBytesBefore)} → {Format.Bytes(plan.QuantizedBytesAfter)} ({Format.Number(plan.AverageBitsPerWeight, "0.000")} bits/weight)"),
             ("output size", $"{Format.Bytes(plan.OutputBytes)} (input {Format.Bytes(plan.CheckpointBytes)})"),
             ("activations", plan.CalibrationSamples is null ? "none"
                 : $"{Format.Bytes(plan.HiddenStateBytes + plan.StageBytes)}: " + (plan.SpilledBytes == 0 ? "in RAM"
