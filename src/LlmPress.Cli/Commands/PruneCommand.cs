@@ -143,6 +143,7 @@ internal static class PruneCommand
         var result = JournaledRun.Execute(console, journal, outputPath, outputExists, model.Layers.Count,
             $"{method} {options.Sparsity} ({model.Layers.Count} layers)", maxMemory,
             (settings, done) => PruningPipeline.Run(model, options, calibration, done, settings));
+        foreach (var warning in result.Warnings) console.Log($"warning: {warning}");
         // The output directory now exists (it holds the journal): the writer replaces it, journal included, in one rename.
         var final = PrunedCheckpointWriter.Write(modelPath, model.Store!, result, options, outputPath, overwrite: true);
 

@@ -17,6 +17,9 @@ internal sealed class PruneStep(PruneOptions options) : ILinearStep
     private readonly QuantizeOptions? _quantize = options.EffectiveQuantize;
     private Dictionary<LinearLayer, float>? _globalScales;
 
+    /// <summary>The pruners' non-fatal problems (dampening retries), one line each, naming the layer.</summary>
+    public List<string> Warnings { get; } = [];
+
     public string MethodName => PruneOptions.MethodName(options.Method);
 
     public bool NeedsCalibration => options.NeedsCalibration;
@@ -48,6 +51,8 @@ internal sealed class PruneStep(PruneOptions options) : ILinearStep
             throw new ArgumentException($"{linear.Name}: {e.Message}", e);
         }
 
+        foreach (var warning in result.Warnings)
+            Warnings.Add(warning.Contains(linear.Name, StringComparison.Ordinal) ? warning : $"{linear.Name}: {warning}");
         float[] stored = result.Weight;
         CompressedLinear compressed;
         string storedFormat;

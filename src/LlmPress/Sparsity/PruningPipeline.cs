@@ -5,8 +5,11 @@ using LlmPress.Quantization.Pipeline;
 
 namespace LlmPress.Sparsity;
 
-/// <summary>What <see cref="PruningPipeline.Run"/> produced: the compressed linears in model order, and the report.</summary>
-public sealed record PruningResult(IReadOnlyList<CompressedLinear> Layers, QuantizationReport Report);
+/// <summary>
+/// What <see cref="PruningPipeline.Run"/> produced: the compressed linears in model order, the report, and the pruners'
+/// warnings (dampening retries) of the layers this run computed (not of layers taken from a journal).
+/// </summary>
+public sealed record PruningResult(IReadOnlyList<CompressedLinear> Layers, QuantizationReport Report, IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// Prunes (and with <see cref="PruneOptions.Quantize"/> also quantizes) every decoder-layer linear of a model, one
@@ -32,7 +35,8 @@ public static class PruningPipeline
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate(model);
-        var run = LayerwisePipeline.Run(model, new PruneStep(options), calibration, layerDone, settings);
+        var step = new PruneStep(options);
+        var run = LayerwisePipeline.Run(model, step, calibration, layerDone, settings);
         var report = new QuantizationReport
         {
             Method = PruneOptions.MethodName(options.Method),
@@ -46,7 +50,7 @@ public static class PruningPipeline
             PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
             PeakManagedBytes = run.PeakManagedBytes,
         };
-        return new PruningResult(run.Linears, report);
+        return new PruningResult(run.Linears, report, step.Warnings);
     }
 
     /// <summary>What a run will do and cost (`prune --dry-run`), computed before any work.</summary>

@@ -218,6 +218,79 @@ public class PruneCommandTests
         Assert.True(double.IsFinite(PipelineTestData.Perplexity(output)));
     }
 
+    // stories260K with every F32 tensor rounded to BF16 (nearest even), as most published checkpoints are stored.
+    private static string Bf16Copy(TempDirectory dir)
+    {
+        string target = dir.File("stories260K-bf16");
+        Directory.CreateDirectory(target);
+        foreach (var name in new[] { "config.json", "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(Model, name), Path.Combine(target, name));
+        using var source = TensorStore.Open(Model);
+        var tensors = new List<TensorToWrite>();
+        foreach (var info in source.Tensors)
+        {
+            var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(source.GetData(info.Name).Span);
+            var bf16 = new ushort[values.Length];
+            for (int i = 0; i < values.Length; i++) bf16[i] = FloatConversion.SingleToBFloat16(values[i]);
+            tensors.Add(new TensorToWrite(info.Name, DType.BF16, info.Shape, System.Runtime.InteropServices.MemoryMarshal.AsBytes(bf16.AsSpan()).ToArray()));
+        }
+        SafeTensorsWriter.Write(Path.Combine(target, "model.safetensors"), tensors);
+        return target;
+    }
+
+    [Fact]
+    public void Bf16Checkpoint_StaysBf16_WithExactZeros_AndErrorsOfTheStoredValues()
+    {
+        using var dir = new TempDirectory();
+        string bf16 = Bf16Copy(dir), dense = dir.File("dense"), bitmask = dir.File("bitmask");
+        var (code, stdout, err) = CliRunner.Run("prune", bf16, "-o", dense, "--method", "magnitude", "--pattern", "2:4", "--layout", "dense", "--json",
+            "--calib", Text, "--calib-samples", "4", "--calib-seq-len", "64");
+        Assert.True(code == 0, err);
+        (code, _, err) = CliRunner.Run("prune", bf16, "-o", bitmask, "--method", "magnitude", "--pattern", "2:4");
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(stdout);
+        var reports = doc.RootElement.GetProperty("layers").EnumerateArray().ToDictionary(l => l.GetProperty("name").GetString()!);
+        Assert.Equal("bf16", doc.RootElement.GetProperty("format").GetString());
+
+        using var source = TensorStore.Open(bf16);
+        using var pruned = TensorStore.Open(dense);
+        foreach (var info in source.Tensors.Where(t => IsLinearWeight(t.Name)))
+        {
+            Assert.Equal(DType.BF16, pruned.GetInfo(info.Name).DType);
+            var w = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(source.GetData(info.Name).Span);
+            var p = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(pruned.GetData(info.Name).Span);
+            // 2 exact (+0) zeros per group of 4, the other two the source's BF16 bits.
+            double removed = 0, total = 0;
+            for (int g = 0; g < w.Length; g += 4)
+            {
+                int zeros = 0;
+                for (int k = g; k < g + 4; k++)
+                {
+                    float original = FloatConversion.BFloat16ToSingle(w[k]);
+                    total += (double)original * original;
+                    if (p[k] == 0) { zeros++; removed += (double)original * original; }
+                    else Assert.Equal(w[k], p[k]);
+                }
+                Assert.Equal(2, zeros);
+            }
+            // The reported weight error is that of the stored values (here: the removed energy of the kept-as-is weights).
+            string module = info.Name[..^".weight".Length];
+            Assert.Equal(removed / total, reports[module].GetProperty("relative_weight_error").GetDouble(), removed / total * 1e-5);
+            Assert.Equal("dense-bf16", reports[module].GetProperty("format").GetString());
+            Assert.Equal(16.0, reports[module].GetProperty("bits_per_weight").GetDouble());
+        }
+        using (var store = TensorStore.Open(bitmask))
+            Assert.Equal(DType.BF16, store.GetInfo("model.layers.0.mlp.down_proj.compressed").DType);
+        using var a = LlamaModel.Load(dense);
+        using var b = LlamaModel.Load(bitmask);
+        for (int l = 0; l < a.Layers.Count; l++)
+            for (int i = 0; i < a.Layers[l].Linears.Count; i++)
+            {
+                Assert.Equal(DType.BF16, b.Layers[l].Linears[i].Weight.Type);
+                Assert.True(a.Layers[l].Linears[i].Weight.Data.Span.SequenceEqual(b.Layers[l].Linears[i].Weight.Data.Span));
+            }
+    }
+
     public static TheoryData<string[], string[]> BadInputs => new()
     {
         { ["--sparsity", "1.5"], ["--sparsity 1.5", "[0, 1)"] },
