@@ -45,23 +45,24 @@ public static class SparseBitmask
         int keptCols = cols / m * keep;
         var values = new byte[(long)rows * keptCols * size];
         var mask = new byte[(long)rows * maskBytes];
-        Span<int> order = m <= 256 ? stackalloc int[m] : new int[m];
-        Span<float> magnitude = m <= 256 ? stackalloc float[m] : new float[m];
+        Span<int> order = stackalloc int[m]; // M ≤ 256 (SparsityPattern)
+        Span<float> magnitude = stackalloc float[m];
+        var rowValues = new float[cols];
         long v = 0;
         for (int r = 0; r < rows; r++)
         {
             var row = dense.Slice(r * cols * size, cols * size);
+            FloatConversion.ToSingle(type, row, rowValues);
             var rowMask = mask.AsSpan(r * maskBytes, maskBytes);
             for (int g = 0; g < cols; g += m)
             {
                 int nonzero = 0;
                 for (int i = 0; i < m; i++)
                 {
-                    var element = row.Slice((g + i) * size, size);
-                    bool isPositiveZero = !element.ContainsAnyExcept((byte)0);
+                    bool isPositiveZero = !row.Slice((g + i) * size, size).ContainsAnyExcept((byte)0);
                     if (!isPositiveZero) nonzero++;
                     // +0 sorts below every other value (−1); others by |value| (−0 counts as a value: it is kept bit for bit).
-                    magnitude[i] = isPositiveZero ? -1f : Math.Abs(ToSingle(type, element));
+                    magnitude[i] = isPositiveZero ? -1f : Math.Abs(rowValues[g + i]);
                     order[i] = i;
                 }
                 if (nonzero > keep)
@@ -134,11 +135,4 @@ public static class SparseBitmask
     }
 
     private static bool Before(ReadOnlySpan<float> magnitude, int a, int b) => magnitude[a] > magnitude[b] || (magnitude[a] == magnitude[b] && a < b);
-
-    private static float ToSingle(DType type, ReadOnlySpan<byte> element)
-    {
-        Span<float> one = stackalloc float[1];
-        FloatConversion.ToSingle(type, element, one);
-        return one[0];
-    }
 }

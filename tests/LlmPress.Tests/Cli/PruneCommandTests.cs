@@ -376,6 +376,12 @@ public class PruneCommandTests
             Assert.True(File.ReadAllBytes(Path.Combine(reference, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(output, file))), $"{file} differs");
         Assert.False(QuantizationJournal.Exists(output));
 
+        // Activations spilled to disk under a tiny memory budget: the same bytes again.
+        string spilled = dir.File("spilled");
+        (code, _, err) = CliRunner.Run([.. Calibrated(spilled), "--max-memory", "1M"]);
+        Assert.True(code == 0, err);
+        Assert.True(File.ReadAllBytes(Path.Combine(reference, "model.safetensors")).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(spilled, "model.safetensors"))));
+
         (code, var stdout, err) = CliRunner.Run([.. Calibrated(output), "--resume", "--json"]);
         Assert.True(code == 0, err);
         Assert.Contains("already complete", err);
