@@ -128,6 +128,8 @@ internal static class PruneCommand
             return AlreadyComplete(console, outputPath, options, json);
 
         if (ModelSource.IsGguf(modelPath)) throw new CliException($"{modelPath}: prune reads safetensors checkpoints, not GGUF; pass the model directory.");
+        if (QuantizedCheckpoint.TryLoad(modelPath) is not null || SparseCheckpoint.TryLoad(modelPath) is { BitmaskLayers.Count: > 0 })
+            throw new CliException($"{modelPath}: is an llmpress quantize or bitmask-layout prune output; prune the original model (prune --quantize prunes and quantizes in one pass).");
         using var model = ModelSource.OpenModel(modelPath);
         options.Validate(model); // every layer's pattern fits, every per-layer name exists: before any work
         if (dryRun)

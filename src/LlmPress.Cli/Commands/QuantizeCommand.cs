@@ -68,6 +68,8 @@ internal static class QuantizeCommand
             return AlreadyComplete(console, outputPath, options, json);
 
         if (ModelSource.IsGguf(modelPath)) throw new CliException($"{modelPath}: quantize reads safetensors checkpoints, not GGUF; pass the model directory.");
+        if (Sparsity.SparseCheckpoint.TryLoad(modelPath) is { BitmaskLayers.Count: > 0 })
+            throw new CliException($"{modelPath}: stores pruned layers in the bitmask layout, which quantize cannot replace; prune with --layout dense first, or use prune --quantize.");
         using var model = ModelSource.OpenModel(modelPath);
         if (dryRun)
         {

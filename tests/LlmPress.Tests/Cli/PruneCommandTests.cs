@@ -144,6 +144,12 @@ public class PruneCommandTests
             }
         int[] tokens = [1, 20, 300, 45, 7, 99, 411, 2];
         Assert.Equal(b.Forward(tokens), a.Forward(tokens));
+
+        // A bitmask-layout output cannot be compressed again in place of its missing "X.weight" tensors: refused up front.
+        var (code, _, err) = CliRunner.Run("quantize", bitmask, "-o", dir.File("q"));
+        CliRunner.AssertOneLineError(code, err, "bitmask layout", "--layout dense");
+        (code, _, err) = CliRunner.Run("prune", bitmask, "-o", dir.File("p"), "--method", "magnitude");
+        CliRunner.AssertOneLineError(code, err, "prune the original model");
     }
 
     [Fact]
