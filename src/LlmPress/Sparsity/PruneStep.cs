@@ -67,7 +67,7 @@ internal sealed class PruneStep(PruneOptions options) : ILinearStep
         {
             // The checkpoint keeps the source dtype: measure and propagate what it will hold.
             StoredValues.Round(original.Type, stored);
-            compressed = CompressedLinear.FromDense(linear.Name, stored, rows, cols);
+            compressed = CompressedLinear.FromDense(linear.Name, stored, rows, cols, original.Type);
             (_, storedFormat, bytesAfter) = options.StorageFor(linear.Name, original.Type, rows, cols);
         }
         linear.Weight = WeightView.FromFloats(stored, rows, cols);

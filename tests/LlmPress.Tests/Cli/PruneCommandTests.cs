@@ -287,6 +287,26 @@ public class PruneCommandTests
         }
         using (var store = TensorStore.Open(bitmask))
             Assert.Equal(DType.BF16, store.GetInfo("model.layers.0.mlp.down_proj.compressed").DType);
+
+        // Interrupted after 2 layers (the journal holds the pruned weights as BF16, exact) and resumed: the same bytes.
+        string resumed = dir.File("resumed");
+        using (var model = LlamaModel.Load(bf16))
+        {
+            var tokenizer = Tokenizer.Load(Path.Combine(bf16, "tokenizer.json"));
+            var calibration = CalibrationData.FromText(tokenizer, File.ReadAllText(Text), model.Config.BosTokenId ?? tokenizer.BosTokenId, 4, 64, 0);
+            var options = new PruneOptions { Method = PruneMethod.Magnitude, Sparsity = SparsityPattern.NOfM(2, 4), Layout = SparseLayout.Dense };
+            var journal = QuantizationJournal.Create(resumed, RunFingerprint.Create(model, options.FingerprintFields(), calibration));
+            using var stop = new CancellationTokenSource();
+            Assert.Throws<OperationCanceledException>(() => PruningPipeline.Run(model, options, calibration,
+                done => { if (done == 2) stop.Cancel(); }, new QuantizationRunSettings { Journal = journal, CancellationToken = stop.Token }));
+            using var layer = SafeTensorsFile.Open(Path.Combine(journal.Directory, "layer-00000.safetensors"));
+            Assert.All(layer.Tensors, t => Assert.Equal(DType.BF16, t.DType));
+        }
+        (code, _, err) = CliRunner.Run("prune", bf16, "-o", resumed, "--method", "magnitude", "--pattern", "2:4", "--layout", "dense",
+            "--calib", Text, "--calib-samples", "4", "--calib-seq-len", "64", "--resume");
+        Assert.True(code == 0, err);
+        Assert.Contains("2 of 5 layers already done", err);
+        Assert.True(File.ReadAllBytes(Path.Combine(dense, "model.safetensors")).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(resumed, "model.safetensors"))));
         using var a = LlamaModel.Load(dense);
         using var b = LlamaModel.Load(bitmask);
         for (int l = 0; l < a.Layers.Count; l++)

@@ -15,7 +15,7 @@ namespace LlmPress.Quantization.Pipeline;
 /// <item>manifest.json: the run's <see cref="RunFingerprint"/>, and per finished decoder layer its file, SHA-256,
 /// linears (name, shape, format) and <see cref="LayerReport"/>s; plus the current hidden-states file;</item>
 /// <item>layer-NNNNN.safetensors: the layer's packed tensors ("&lt;linear&gt;.weight.&lt;suffix&gt;"), or for a pruned
-/// linear that is not quantized its exact FP32 weight ("&lt;linear&gt;.weight");</item>
+/// linear that is not quantized its exact weight in the checkpoint's dtype ("&lt;linear&gt;.weight");</item>
 /// <item>hidden-NNNNN.bin: with calibration, the next layer's inputs [samples, seqLen, hidden] as raw little-endian
 /// FP32 — the exact floats, so a resumed run continues bit-identically without replaying the finished layers.</item>
 /// </list>
@@ -35,8 +35,9 @@ public sealed class QuantizationJournal
 
     private const string ManifestName = "manifest.json";
 
-    // LinearEntry.Format of a dense (pruned, not quantized) linear, recorded as the F32 tensor "<linear>.weight".
-    private const string DenseFormat = "dense-f32";
+    // LinearEntry.Format of a dense (pruned, not quantized) linear: "dense-f32", "dense-bf16", "dense-f16", recorded as the
+    // tensor "<linear>.weight" in that dtype (its values are exact in it: they are what the checkpoint will hold).
+    private const string DensePrefix = "dense-";
 
     private static readonly JsonSerializerOptions s_json = new()
     {
@@ -175,15 +176,17 @@ public sealed class QuantizationJournal
             using var file = SafeTensorsFile.Open(path);
             foreach (var linear in entry.Linears)
             {
-                if (linear.Format == DenseFormat)
+                if (linear.Format.StartsWith(DensePrefix, StringComparison.Ordinal))
                 {
-                    // A pruned (not quantized) linear: its exact FP32 weight.
+                    // A pruned (not quantized) linear: its exact weight in the checkpoint's dtype.
                     string name = linear.Name + ".weight";
-                    if (!file.TryGetTensor(name, out var info) || info.DType != DType.F32 || info.ByteLength != (long)linear.Rows * linear.Cols * sizeof(float))
-                        throw Corrupt(path, $"no F32 tensor {name} of [{linear.Rows}, {linear.Cols}]");
+                    if (!DTypeInfo.TryParseSafeTensorsName(linear.Format[DensePrefix.Length..].ToUpperInvariant(), out var type)
+                        || !file.TryGetTensor(name, out var info) || info.DType != type
+                        || info.ByteLength != (long)linear.Rows * linear.Cols * DTypeInfo.SizeOf(type))
+                        throw Corrupt(path, $"no {linear.Format} tensor {name} of [{linear.Rows}, {linear.Cols}]");
                     var weight = new float[(long)linear.Rows * linear.Cols];
-                    file.GetData(name).Span.CopyTo(MemoryMarshal.AsBytes(weight.AsSpan()));
-                    layers.Add(CompressedLinear.FromDense(linear.Name, weight, linear.Rows, linear.Cols));
+                    FloatConversion.ToSingle(type, file.GetData(name).Span, weight);
+                    layers.Add(CompressedLinear.FromDense(linear.Name, weight, linear.Rows, linear.Cols, type));
                     continue;
                 }
                 if (!QuantFormat.TryParse(linear.Format, out var format)) throw Corrupt(path, $"unknown format {linear.Format} of {linear.Name}");
@@ -254,14 +257,14 @@ public sealed class QuantizationJournal
                 foreach (var t in packed.Tensors)
                     tensors.Add(t.ToTensorToWrite(l.Name + ".weight"));
             else
-                tensors.Add(new TensorToWrite(l.Name + ".weight", DType.F32, [l.Rows, l.Cols], MemoryMarshal.AsBytes(l.Weight!.AsSpan()).ToArray()));
+                tensors.Add(new TensorToWrite(l.Name + ".weight", l.StoredType, [l.Rows, l.Cols], Sparsity.StoredValues.ToBytes(l.StoredType, l.Weight)));
         }
         SafeTensorsWriter.Write(FilePath(layerFile), tensors);
         var entry = new LayerEntry
         {
             File = layerFile,
             Sha256 = Sha256(FilePath(layerFile)),
-            Linears = [.. layers.Select(l => new LinearEntry { Name = l.Name, Rows = l.Rows, Cols = l.Cols, Format = l.Packed?.Format.Name ?? DenseFormat })],
+            Linears = [.. layers.Select(l => new LinearEntry { Name = l.Name, Rows = l.Rows, Cols = l.Cols, Format = l.Packed?.Format.Name ?? DensePrefix + DTypeInfo.SafeTensorsName(l.StoredType).ToLowerInvariant() })],
             Reports = [.. reports],
         };
 
