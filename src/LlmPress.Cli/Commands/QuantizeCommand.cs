@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using LlmPress.Calibration;
-using LlmPress.IO;
 using LlmPress.Quantization;
 using LlmPress.Quantization.Pipeline;
 
