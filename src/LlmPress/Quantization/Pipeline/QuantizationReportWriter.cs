@@ -90,7 +90,11 @@ public static class QuantizationReportWriter
             sb.Append(c, $"- calibration: {n} × {report.CalibrationSequenceLength} tokens, seed {report.Seed}\n");
         string what = pruned ? "compressed" : "quantized";
         if (pruned)
+        {
             sb.Append(c, $"- pruned weights: {report.PrunedWeights:N0} ({report.AchievedSparsity:0.0000} of the compressed layers)\n");
+            sb.Append("- errors compare the source weights with the weights as stored (rounded to the checkpoint's dtype, or dequantized), "
+                      + "which are also what later layers' calibration inputs were computed with\n");
+        }
         sb.Append(c, $"- {what} layers: {report.Layers.Count}, {report.AverageBitsPerWeight:0.000} bits/weight on average\n");
         sb.Append(c, $"- {what} weights: {report.QuantizedBytesBefore:N0} → {report.QuantizedBytesAfter:N0} bytes\n");
         sb.Append(c, $"- all tensors: {report.TotalBytesBefore:N0} → {report.TotalBytesAfter:N0} bytes\n");
