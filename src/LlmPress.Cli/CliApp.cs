@@ -19,6 +19,7 @@ public static class CliApp
         root.Subcommands.Add(GenerateCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
         root.Subcommands.Add(QuantizeCommand.Create(console));
+        root.Subcommands.Add(PruneCommand.Create(console));
         root.Subcommands.Add(ExportCommand.Create(console));
         root.Subcommands.Add(ServeCommand.Create(console));
         var parse = root.Parse(args);

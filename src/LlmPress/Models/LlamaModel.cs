@@ -70,12 +70,15 @@ public sealed class LlamaModel : IDisposable
         var quantized = directory is null ? null : QuantizedCheckpoint.TryLoad(directory);
         // A compressed-tensors directory (`llmpress export --compressed-tensors`, llm-compressor): likewise dequantized.
         var compressed = directory is null || quantized is not null ? null : Export.CompressedTensorsCheckpoint.TryLoad(directory);
+        // An `llmpress prune` output: N:M layers in the bitmask layout are decoded to dense weights (dense ones load as usual).
+        var sparse = directory is null ? null : Sparsity.SparseCheckpoint.TryLoad(directory);
 
         LinearLayer Linear(string module, int rows, int cols, bool bias)
         {
             var b = bias ? store.ReadFloats(TensorNames.Bias(module), rows) : null;
             if (quantized is not null && quantized.IsQuantized(module)) return quantized.LoadLinear(store, module, rows, cols, b);
             if (compressed?.SchemeFor(module) is not null) return new LinearLayer(module, compressed.LoadWeight(store, module, rows, cols), b);
+            if (sparse is not null && sparse.IsBitmask(module)) return new LinearLayer(module, sparse.LoadWeight(store, module, rows, cols), b);
             return new LinearLayer(module, store.GetMatrix(TensorNames.Weight(module), rows, cols), b);
         }
 

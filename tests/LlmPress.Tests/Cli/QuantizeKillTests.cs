@@ -41,7 +41,7 @@ public class QuantizeKillTests
     // Starts the CLI, kills it (SIGKILL) or interrupts it (SIGINT, as Ctrl+C does) once the journal manifest names
     // `layers` finished layers, and returns how many layers the journal holds afterwards (it may have got further
     // between the poll and the signal; 5 when the run got as far as writing the output, which removes the journal).
-    private static int StopAfter(string[] args, string output, int layers, bool interrupt)
+    internal static int StopAfter(string[] args, string output, int layers, bool interrupt)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {

@@ -5,15 +5,17 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LlmPress.IO;
+using LlmPress.Numerics;
 
 namespace LlmPress.Quantization.Pipeline;
 
 /// <summary>
-/// The crash-safe record of a quantize run in progress, in "&lt;output&gt;/.llmpress-journal/":
+/// The crash-safe record of a quantize or prune run in progress, in "&lt;output&gt;/.llmpress-journal/":
 /// <list type="bullet">
 /// <item>manifest.json: the run's <see cref="RunFingerprint"/>, and per finished decoder layer its file, SHA-256,
 /// linears (name, shape, format) and <see cref="LayerReport"/>s; plus the current hidden-states file;</item>
-/// <item>layer-NNNNN.safetensors: the layer's packed tensors ("&lt;linear&gt;.weight.&lt;suffix&gt;");</item>
+/// <item>layer-NNNNN.safetensors: the layer's packed tensors ("&lt;linear&gt;.weight.&lt;suffix&gt;"), or for a pruned
+/// linear that is not quantized its exact weight in the checkpoint's dtype ("&lt;linear&gt;.weight");</item>
 /// <item>hidden-NNNNN.bin: with calibration, the next layer's inputs [samples, seqLen, hidden] as raw little-endian
 /// FP32 — the exact floats, so a resumed run continues bit-identically without replaying the finished layers.</item>
 /// </list>
@@ -32,6 +34,10 @@ public sealed class QuantizationJournal
     public const int LayoutVersion = 1;
 
     private const string ManifestName = "manifest.json";
+
+    // LinearEntry.Format of a dense (pruned, not quantized) linear: "dense-f32", "dense-bf16", "dense-f16", recorded as the
+    // tensor "<linear>.weight" in that dtype (its values are exact in it: they are what the checkpoint will hold).
+    private const string DensePrefix = "dense-";
 
     private static readonly JsonSerializerOptions s_json = new()
     {
@@ -156,27 +162,40 @@ public sealed class QuantizationJournal
         return journal;
     }
 
-    /// <summary>Decoder layer <paramref name="index"/>'s quantized linears and reports, in the order they were recorded.</summary>
+    /// <summary>Decoder layer <paramref name="index"/>'s compressed linears and reports, in the order they were recorded.</summary>
     /// <exception cref="InvalidDataException">The layer file does not hold what the manifest says (the message names it).</exception>
-    public (IReadOnlyList<QuantizedLayer> Layers, IReadOnlyList<LayerReport> Reports) LoadLayer(int index)
+    public (IReadOnlyList<CompressedLinear> Layers, IReadOnlyList<LayerReport> Reports) LoadLayer(int index)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, FinishedLayers);
         var entry = _manifest.Layers[index];
         string path = FilePath(entry.File);
-        var layers = new List<QuantizedLayer>();
+        var layers = new List<CompressedLinear>();
         try
         {
             using var file = SafeTensorsFile.Open(path);
             foreach (var linear in entry.Linears)
             {
+                if (linear.Format.StartsWith(DensePrefix, StringComparison.Ordinal))
+                {
+                    // A pruned (not quantized) linear: its exact weight in the checkpoint's dtype.
+                    string name = linear.Name + ".weight";
+                    if (!DTypeInfo.TryParseSafeTensorsName(linear.Format[DensePrefix.Length..].ToUpperInvariant(), out var type)
+                        || !file.TryGetTensor(name, out var info) || info.DType != type
+                        || info.ByteLength != (long)linear.Rows * linear.Cols * DTypeInfo.SizeOf(type))
+                        throw Corrupt(path, $"no {linear.Format} tensor {name} of [{linear.Rows}, {linear.Cols}]");
+                    var weight = new float[(long)linear.Rows * linear.Cols];
+                    FloatConversion.ToSingle(type, file.GetData(name).Span, weight);
+                    layers.Add(CompressedLinear.FromDense(linear.Name, weight, linear.Rows, linear.Cols, type));
+                    continue;
+                }
                 if (!QuantFormat.TryParse(linear.Format, out var format)) throw Corrupt(path, $"unknown format {linear.Format} of {linear.Name}");
                 string prefix = linear.Name + ".weight.";
                 var tensors = new List<PackedTensor>();
                 foreach (var info in file.Tensors)
                     if (info.Name.StartsWith(prefix, StringComparison.Ordinal))
                         tensors.Add(new PackedTensor(info.Name[prefix.Length..], info.DType, info.Shape, file.GetData(info.Name).ToArray()));
-                layers.Add(new QuantizedLayer(linear.Name, PackedWeight.FromTensors(format, linear.Rows, linear.Cols, tensors)));
+                layers.Add(CompressedLinear.FromPacked(linear.Name, PackedWeight.FromTensors(format, linear.Rows, linear.Cols, tensors)));
             }
         }
         catch (InvalidDataException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
@@ -219,10 +238,10 @@ public sealed class QuantizationJournal
 
     /// <summary>
     /// Records decoder layer <paramref name="index"/> (which must be <see cref="FinishedLayers"/>) as finished: its
-    /// quantized linears and reports, and — when <paramref name="hidden"/> is given — the next layer's inputs
+    /// compressed linears and reports, and — when <paramref name="hidden"/> is given — the next layer's inputs
     /// (floatsPerSample floats per slot). Returns when the manifest names the new files.
     /// </summary>
-    public void RecordLayer(int index, IReadOnlyList<QuantizedLayer> layers, IReadOnlyList<LayerReport> reports,
+    public void RecordLayer(int index, IReadOnlyList<CompressedLinear> layers, IReadOnlyList<LayerReport> reports,
         ActivationStore? hidden, int floatsPerSample)
     {
         ArgumentNullException.ThrowIfNull(layers);
@@ -233,14 +252,19 @@ public sealed class QuantizationJournal
         string layerFile = $"layer-{index:D5}.safetensors";
         var tensors = new List<TensorToWrite>();
         foreach (var l in layers)
-            foreach (var t in l.Weight.Tensors)
-                tensors.Add(t.ToTensorToWrite(l.Name + ".weight"));
+        {
+            if (l.Packed is { } packed)
+                foreach (var t in packed.Tensors)
+                    tensors.Add(t.ToTensorToWrite(l.Name + ".weight"));
+            else
+                tensors.Add(new TensorToWrite(l.Name + ".weight", l.StoredType, [l.Rows, l.Cols], Sparsity.StoredValues.ToBytes(l.StoredType, l.Weight)));
+        }
         SafeTensorsWriter.Write(FilePath(layerFile), tensors);
         var entry = new LayerEntry
         {
             File = layerFile,
             Sha256 = Sha256(FilePath(layerFile)),
-            Linears = [.. layers.Select(l => new LinearEntry { Name = l.Name, Rows = l.Weight.Rows, Cols = l.Weight.Cols, Format = l.Weight.Format.Name })],
+            Linears = [.. layers.Select(l => new LinearEntry { Name = l.Name, Rows = l.Rows, Cols = l.Cols, Format = l.Packed?.Format.Name ?? DensePrefix + DTypeInfo.SafeTensorsName(l.StoredType).ToLowerInvariant() })],
             Reports = [.. reports],
         };
 

@@ -64,7 +64,6 @@ public sealed record QuantizationPlan
         long? maxMemoryBytes = null)
     {
         options.Validate();
-        var c = model.Config;
         var layers = new List<PlannedLayer>();
         foreach (var layer in model.Layers)
             foreach (var linear in layer.Linears)
@@ -75,6 +74,28 @@ public sealed record QuantizationPlan
                 layers.Add(new PlannedLayer(linear.Name, rows, cols, format.Name, bits, linear.Weight.Data.Length,
                     (long)Math.Ceiling(bits * rows * cols / 8)));
             }
+        return Create(model, QuantizationPipeline.MethodName(options.Method), options.EffectiveFormat.Name, layers, options.UsesGptq,
+            samples, sequenceLength, maxMemoryBytes);
+    }
+
+    /// <summary>
+    /// The plan of any layer-by-layer compression (quantization, pruning) of <paramref name="model"/> whose compressed
+    /// linears are <paramref name="layers"/>: output size, memory (and what spills under the budget) and time.
+    /// </summary>
+    /// <param name="model">The model.</param>
+    /// <param name="method">Method name for the report.</param>
+    /// <param name="format">Format name for the report.</param>
+    /// <param name="layers">The linears that get compressed, with their sizes before and after.</param>
+    /// <param name="solvesHessian">True when every layer runs a GPTQ-style Cholesky solve and block updates (time estimate).</param>
+    /// <param name="samples">Calibration windows (null: no calibration).</param>
+    /// <param name="sequenceLength">Tokens per calibration window.</param>
+    /// <param name="maxMemoryBytes">Memory budget, as in the other overload.</param>
+    public static QuantizationPlan Create(LlamaModel model, string method, string format, IReadOnlyList<PlannedLayer> layers,
+        bool solvesHessian, int? samples, int? sequenceLength, long? maxMemoryBytes = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(layers);
+        var c = model.Config;
         long checkpoint = model.Store?.TotalBytes ?? 0;
         long before = layers.Sum(l => l.BytesBefore), after = layers.Sum(l => l.BytesAfter);
 
@@ -115,7 +136,7 @@ public sealed record QuantizationPlan
             spillHidden = hiddenBytes > available && hiddenBytes > 0;
         }
         long activationBytes = (spillHidden ? 0 : hiddenBytes) + (spillStages ? 0 : stageBytes);
-        if (options.UsesGptq)
+        if (solvesHessian)
             foreach (var l in layers) // Cholesky-based inverse and the lazy block updates
                 seconds += (2.0 * l.Cols * l.Cols * l.Cols + 2.0 * l.Rows * l.Cols * l.Cols) / (AssumedGflops * 1e9);
         else
@@ -123,8 +144,8 @@ public sealed record QuantizationPlan
 
         return new QuantizationPlan
         {
-            Method = QuantizationPipeline.MethodName(options.Method),
-            Format = options.EffectiveFormat.Name,
+            Method = method,
+            Format = format,
             Layers = layers,
             CalibrationSamples = samples,
             CalibrationSequenceLength = sequenceLength,

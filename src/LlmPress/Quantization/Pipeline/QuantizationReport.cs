@@ -1,10 +1,16 @@
 namespace LlmPress.Quantization.Pipeline;
 
-/// <summary>Summary of a <see cref="QuantizationPipeline"/> run; written as report.json / report.md by <see cref="QuantizationReportWriter"/>.</summary>
+/// <summary>Summary of a <see cref="QuantizationPipeline"/> (or pruning) run; written as report.json / report.md by <see cref="QuantizationReportWriter"/>.</summary>
 public sealed record QuantizationReport
 {
     public required string Method { get; init; }
     public required string Format { get; init; }
+    /// <summary>Pruning runs: the default sparsity pattern ("0.5", "2:4"); null for quantization only.</summary>
+    public string? Sparsity { get; init; }
+    /// <summary>Pruned weights over all layers (null when nothing was pruned).</summary>
+    public long? PrunedWeights => Sparsity is null ? null : Layers.Sum(l => l.PrunedWeights ?? 0);
+    /// <summary>Pruned fraction of the compressed layers' weights (null when nothing was pruned).</summary>
+    public double? AchievedSparsity => PrunedWeights is { } z ? z / Math.Max(1.0, Layers.Sum(l => (double)l.Rows * l.Cols)) : null;
     public required IReadOnlyList<LayerReport> Layers { get; init; }
     /// <summary>Calibration windows × tokens, or null when none was used.</summary>
     public int? CalibrationSamples { get; init; }

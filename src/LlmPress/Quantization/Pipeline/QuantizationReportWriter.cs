@@ -5,7 +5,10 @@ using System.Text.Json.Nodes;
 
 namespace LlmPress.Quantization.Pipeline;
 
-/// <summary>Renders a <see cref="QuantizationReport"/> as report.json (snake_case keys) and report.md (tables).</summary>
+/// <summary>
+/// Renders a <see cref="QuantizationReport"/> as report.json (snake_case keys) and report.md (tables); a pruning run's
+/// report adds the sparsity fields (target, pruned count, achieved sparsity, iterations).
+/// </summary>
 public static class QuantizationReportWriter
 {
     private static readonly JsonSerializerOptions s_indented = new() { WriteIndented = true };
@@ -16,7 +19,8 @@ public static class QuantizationReportWriter
         ArgumentNullException.ThrowIfNull(report);
         var layers = new JsonArray();
         foreach (var l in report.Layers)
-            layers.Add(new JsonObject
+        {
+            var layer = new JsonObject
             {
                 ["name"] = l.Name,
                 ["shape"] = new JsonArray(l.Rows, l.Cols),
@@ -27,8 +31,17 @@ public static class QuantizationReportWriter
                 ["seconds"] = l.Seconds,
                 ["bytes_before"] = l.BytesBefore,
                 ["bytes_after"] = l.BytesAfter,
-            });
-        return new JsonObject
+            };
+            if (report.Sparsity is not null)
+            {
+                layer["target_sparsity"] = l.Sparsity;
+                layer["pruned_weights"] = l.PrunedWeights;
+                layer["sparsity"] = l.AchievedSparsity;
+                layer["iterations"] = l.Iterations;
+            }
+            layers.Add(layer);
+        }
+        var json = new JsonObject
         {
             ["method"] = report.Method,
             ["format"] = report.Format,
@@ -52,6 +65,14 @@ public static class QuantizationReportWriter
             },
             ["layers"] = layers,
         };
+        if (report.Sparsity is not null)
+        {
+            json.Insert(2, "sparsity", report.Sparsity);
+            var totals = (JsonObject)json["totals"]!;
+            totals.Insert(1, "pruned_weights", report.PrunedWeights);
+            totals.Insert(2, "sparsity", report.AchievedSparsity);
+        }
+        return json;
     }
 
     public static string ToJsonText(QuantizationReport report) => ToJson(report).ToJsonString(s_indented);
@@ -62,17 +83,40 @@ public static class QuantizationReportWriter
         ArgumentNullException.ThrowIfNull(report);
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.Append(c, $"# Quantization report: {report.Method} {report.Format}\n\n");
+        bool pruned = report.Sparsity is not null;
+        if (pruned) sb.Append(c, $"# Pruning report: {report.Method} {report.Sparsity}, {report.Format}\n\n");
+        else sb.Append(c, $"# Quantization report: {report.Method} {report.Format}\n\n");
         if (report.CalibrationSamples is { } n)
             sb.Append(c, $"- calibration: {n} × {report.CalibrationSequenceLength} tokens, seed {report.Seed}\n");
-        sb.Append(c, $"- quantized layers: {report.Layers.Count}, {report.AverageBitsPerWeight:0.000} bits/weight on average\n");
-        sb.Append(c, $"- quantized weights: {report.QuantizedBytesBefore:N0} → {report.QuantizedBytesAfter:N0} bytes\n");
+        string what = pruned ? "compressed" : "quantized";
+        if (pruned)
+        {
+            sb.Append(c, $"- pruned weights: {report.PrunedWeights:N0} ({report.AchievedSparsity:0.0000} of the compressed layers)\n");
+            sb.Append("- errors compare the source weights with the weights as stored (rounded to the checkpoint's dtype, or dequantized), "
+                      + "which are also what later layers' calibration inputs were computed with\n");
+        }
+        sb.Append(c, $"- {what} layers: {report.Layers.Count}, {report.AverageBitsPerWeight:0.000} bits/weight on average\n");
+        sb.Append(c, $"- {what} weights: {report.QuantizedBytesBefore:N0} → {report.QuantizedBytesAfter:N0} bytes\n");
         sb.Append(c, $"- all tensors: {report.TotalBytesBefore:N0} → {report.TotalBytesAfter:N0} bytes\n");
         sb.Append(c, $"- wall time: {report.WallSeconds:0.00} s, peak working set {report.PeakWorkingSetBytes / 1048576.0:0.0} MiB, peak managed heap {report.PeakManagedBytes / 1048576.0:0.0} MiB\n\n");
-        sb.Append("| layer | shape | format | bits/weight | rel. weight error | rel. output error | seconds |\n");
-        sb.Append("|---|---|---|---:|---:|---:|---:|\n");
+        if (pruned)
+        {
+            sb.Append("| layer | shape | format | target | pruned | sparsity | bits/weight | rel. weight error | rel. output error | iterations | seconds |\n");
+            sb.Append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        }
+        else
+        {
+            sb.Append("| layer | shape | format | bits/weight | rel. weight error | rel. output error | seconds |\n");
+            sb.Append("|---|---|---|---:|---:|---:|---:|\n");
+        }
         foreach (var l in report.Layers)
-            sb.Append(c, $"| {l.Name} | {l.Rows}×{l.Cols} | {l.Format} | {l.BitsPerWeight:0.000} | {l.RelativeWeightError:0.000e+00} | {(l.RelativeOutputError is { } e ? e.ToString("0.000e+00", c) : "–")} | {l.Seconds:0.000} |\n");
+        {
+            string outputError = l.RelativeOutputError is { } e ? e.ToString("0.000e+00", c) : "–";
+            if (pruned)
+                sb.Append(c, $"| {l.Name} | {l.Rows}×{l.Cols} | {l.Format} | {l.Sparsity} | {l.PrunedWeights:N0} | {l.AchievedSparsity:0.0000} | {l.BitsPerWeight:0.000} | {l.RelativeWeightError:0.000e+00} | {outputError} | {(l.Iterations is { } i ? i.ToString(c) : "–")} | {l.Seconds:0.000} |\n");
+            else
+                sb.Append(c, $"| {l.Name} | {l.Rows}×{l.Cols} | {l.Format} | {l.BitsPerWeight:0.000} | {l.RelativeWeightError:0.000e+00} | {outputError} | {l.Seconds:0.000} |\n");
+        }
         return sb.ToString();
     }
 }

@@ -32,6 +32,17 @@ public static class QuantizedCheckpointWriter
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(options);
+        return WriteDirectory(outputDirectory, overwrite, directory => WriteInto(sourceDirectory, store, result, options, directory));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="writeInto"/> on a fresh temporary sibling of <paramref name="outputDirectory"/> and renames
+    /// it into place when it returns (replacing an existing directory only when <paramref name="overwrite"/>); on failure
+    /// the temporary directory is deleted and nothing changes.
+    /// </summary>
+    /// <exception cref="IOException">The output directory exists and <paramref name="overwrite"/> is false.</exception>
+    internal static T WriteDirectory<T>(string outputDirectory, bool overwrite, Func<string, T> writeInto)
+    {
         string target = Path.GetFullPath(outputDirectory.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
         if ((Directory.Exists(target) || File.Exists(target)) && !overwrite)
             throw new IOException($"{outputDirectory}: output already exists; choose another -o directory or pass --force to replace it.");
@@ -41,7 +52,7 @@ public static class QuantizedCheckpointWriter
         Directory.CreateDirectory(temp);
         try
         {
-            var report = WriteInto(sourceDirectory, store, result, options, temp);
+            var report = writeInto(temp);
             if (Directory.Exists(target) || File.Exists(target))
             {
                 string old = temp + ".old";
@@ -64,30 +75,54 @@ public static class QuantizedCheckpointWriter
 
     private static QuantizationReport WriteInto(string sourceDirectory, TensorStore store, QuantizationResult result, QuantizeOptions options, string directory)
     {
-        var quantized = result.Layers.ToDictionary(l => l.Name + ".weight", StringComparer.Ordinal);
+        var replaced = new Dictionary<string, IReadOnlyList<TensorToWrite>>(StringComparer.Ordinal);
+        foreach (var l in result.Layers)
+            replaced[l.Name + ".weight"] = [.. l.Weight.Tensors.Select(t => t.ToTensorToWrite(l.Name + ".weight"))];
+        var (before, after) = WriteTensors(store, directory, replaced);
+
+        var root = ReadConfig(sourceDirectory);
+        root["quantization_config"] = QuantizationConfig(options, [.. result.Layers.Select(l => (l.Name, l.Weight.Format))]);
+        var report = result.Report with { TotalBytesBefore = before, TotalBytesAfter = after };
+        Finish(sourceDirectory, directory, root, report);
+        return report;
+    }
+
+    /// <summary>
+    /// Writes the store's tensors into <paramref name="directory"/> (model.safetensors, sharded past
+    /// <see cref="MaxShardBytes"/>): every tensor as stored, except that each key of <paramref name="replaced"/> is
+    /// replaced by its tensors. Returns the bytes of all tensors before and after.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A replaced tensor is not in the store.</exception>
+    internal static (long Before, long After) WriteTensors(TensorStore store, string directory, IReadOnlyDictionary<string, IReadOnlyList<TensorToWrite>> replaced)
+    {
         var tensors = new List<TensorToWrite>();
         long before = 0, after = 0;
         foreach (var info in store.Tensors)
         {
             before += info.ByteLength;
-            if (quantized.ContainsKey(info.Name)) continue;
+            if (replaced.ContainsKey(info.Name)) continue;
             tensors.Add(new TensorToWrite(info.Name, info.DType, info.Shape, store.GetData(info.Name)));
             after += info.ByteLength;
         }
-        foreach (var (name, layer) in quantized)
+        foreach (var (name, replacement) in replaced)
         {
             if (!store.Contains(name))
-                throw new InvalidDataException($"{store.Path}: quantized layer {layer.Name} has no tensor {name} in the source checkpoint.");
-            foreach (var t in layer.Weight.Tensors)
+                throw new InvalidDataException($"{store.Path}: compressed layer {name[..^".weight".Length]} has no tensor {name} in the source checkpoint.");
+            foreach (var t in replacement)
             {
-                tensors.Add(t.ToTensorToWrite(name));
-                after += t.Data.LongLength;
+                tensors.Add(t);
+                after += t.Data.Length;
             }
         }
         SafeTensorsWriter.WriteSharded(directory, tensors, MaxShardBytes,
             new Dictionary<string, string> { ["format"] = "pt", ["quantized_by"] = QuantizedCheckpoint.QuantMethodName });
+        return (before, after);
+    }
 
-        // config.json with quantization_config.
+    /// <summary>The source directory's config.json as a JSON object.</summary>
+    /// <exception cref="InvalidDataException">It is not valid JSON or not an object (the message names the file).</exception>
+    internal static JsonObject ReadConfig(string sourceDirectory)
+    {
         string configFile = Path.Combine(sourceDirectory, "config.json");
         JsonNode? config;
         try
@@ -99,11 +134,17 @@ public static class QuantizedCheckpointWriter
             throw new InvalidDataException($"{configFile}: not valid JSON ({e.Message}).", e);
         }
         if (config is not JsonObject root) throw new InvalidDataException($"{configFile}: the root is not a JSON object.");
+        return root;
+    }
+
+    /// <summary>config.json's quantization_config for <paramref name="layers"/> (module name, format) quantized with <paramref name="options"/>.</summary>
+    internal static JsonObject QuantizationConfig(QuantizeOptions options, IReadOnlyList<(string Name, QuantFormat Format)> layers)
+    {
         var format = options.EffectiveFormat;
         var layerFormats = new JsonObject();
-        foreach (var l in result.Layers) layerFormats[l.Name] = l.Weight.Format.Name;
-        bool rotates = result.Layers.Any(l => l.Weight.Format.RotationBlockSize is not null);
-        root["quantization_config"] = new JsonObject
+        foreach (var l in layers) layerFormats[l.Name] = l.Format.Name;
+        bool rotates = layers.Any(l => l.Format.RotationBlockSize is not null);
+        return new JsonObject
         {
             ["quant_method"] = QuantizedCheckpoint.QuantMethodName,
             ["method"] = QuantizationPipeline.MethodName(options.Method),
@@ -121,20 +162,21 @@ public static class QuantizedCheckpointWriter
                 : null,
             ["nvfp4_fused_global_scale"] = format.Kind == QuantKind.Nvfp4 ? options.ShareNvfp4GlobalScale : null,
             ["kept_layers"] = options.KeepLayers.Count == 0 ? null : new JsonArray([.. options.KeepLayers.Select(p => (JsonNode)JsonValue.Create(p))]),
-            ["quantized_layers"] = new JsonArray([.. result.Layers.Select(l => (JsonNode)JsonValue.Create(l.Name))]),
+            ["quantized_layers"] = new JsonArray([.. layers.Select(l => (JsonNode)JsonValue.Create(l.Name))]),
             ["layer_formats"] = layerFormats,
         };
-        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
 
+    /// <summary>Writes config.json, the copied tokenizer files, report.json and report.md into <paramref name="directory"/>.</summary>
+    internal static void Finish(string sourceDirectory, string directory, JsonObject config, QuantizationReport report)
+    {
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         foreach (var name in CopiedFiles)
         {
             string source = Path.Combine(sourceDirectory, name);
             if (File.Exists(source)) File.Copy(source, Path.Combine(directory, name));
         }
-
-        var report = result.Report with { TotalBytesBefore = before, TotalBytesAfter = after };
         AtomicFile.WriteAllText(Path.Combine(directory, "report.json"), QuantizationReportWriter.ToJsonText(report));
         AtomicFile.WriteAllText(Path.Combine(directory, "report.md"), QuantizationReportWriter.ToMarkdown(report));
-        return report;
     }
 }

@@ -7,7 +7,7 @@ using LlmPress.Models;
 namespace LlmPress.Quantization.Pipeline;
 
 /// <summary>
-/// What makes two quantize runs produce the same output: LlmPress version and build, model (config, tensor table and a sample
+/// What makes two quantize (or prune) runs produce the same output: LlmPress version and build, model (config, tensor table and a sample
 /// of every tensor's bytes), method, format and options, and the exact calibration tokens. A journal is resumed only
 /// by a run with an equal fingerprint. Deliberately left out: paths (a moved model or a relative path still resumes),
 /// thread count (results do not depend on it) and --max-memory (spilled and in-RAM runs are bit-identical).
@@ -33,8 +33,18 @@ public sealed class RunFingerprint
     /// <summary>The fingerprint of quantizing <paramref name="model"/> with <paramref name="options"/> on <paramref name="calibration"/>.</summary>
     public static RunFingerprint Create(LlamaModel model, QuantizeOptions options, CalibrationData? calibration)
     {
-        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
+        return Create(model, QuantizationFields(options), calibration);
+    }
+
+    /// <summary>
+    /// The fingerprint of compressing <paramref name="model"/> on <paramref name="calibration"/> with the settings
+    /// <paramref name="settings"/> (name → value; every setting that changes the result must be in it).
+    /// </summary>
+    public static RunFingerprint Create(LlamaModel model, IReadOnlyDictionary<string, string> settings, CalibrationData? calibration)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(settings);
         var c = model.Config;
         var fields = new Dictionary<string, string>
         {
@@ -44,6 +54,20 @@ public sealed class RunFingerprint
             ["llmpress_build"] = typeof(RunFingerprint).Assembly.ManifestModule.ModuleVersionId.ToString("N"),
             ["model"] = $"{c.ModelType}, {c.LayerCount} layers, hidden {c.HiddenSize}, intermediate {c.IntermediateSize}, vocab {c.VocabSize}",
             ["model_sha256"] = ModelHash(model),
+            ["calibration"] = calibration is null ? "none"
+                : $"{calibration.SampleCount} × {calibration.SequenceLength} tokens, seed {calibration.Seed}",
+            ["calibration_sha256"] = calibration is null ? "none" : CalibrationHash(calibration),
+        };
+        foreach (var (k, v) in settings) fields.Add(k, v);
+        return new RunFingerprint(fields);
+    }
+
+    /// <summary>The settings of a quantize run that change its result (method, format and options).</summary>
+    public static Dictionary<string, string> QuantizationFields(QuantizeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new Dictionary<string, string>
+        {
             ["method"] = QuantizationPipeline.MethodName(options.Method),
             ["format"] = options.EffectiveFormat.Name,
             ["act_order"] = options.EffectiveActOrder ? "true" : "false",
@@ -51,11 +75,7 @@ public sealed class RunFingerprint
             ["keep_layers"] = string.Join(" | ", options.KeepLayers),
             ["shared_nvfp4_global_scale"] = options.ShareNvfp4GlobalScale ? "true" : "false",
             ["damp_percent"] = options.DampPercent.ToString("R", CultureInfo.InvariantCulture),
-            ["calibration"] = calibration is null ? "none"
-                : $"{calibration.SampleCount} × {calibration.SequenceLength} tokens, seed {calibration.Seed}",
-            ["calibration_sha256"] = calibration is null ? "none" : CalibrationHash(calibration),
         };
-        return new RunFingerprint(fields);
     }
 
     /// <summary>
