@@ -36,29 +36,28 @@ public static class LayerPruner
                 return gptq ? QuantizeOnMask(weight, rows, cols, hessian!, pattern, pruned.Pruned, format, quantize!, nvfp4GlobalScale, layer)
                             : QuantizePruned(pruned, format, quantize!.EffectiveScaleSearch, nvfp4GlobalScale, layer);
             }
-            // ---- MERGE POINT (temporary, the only one): the lead replaces these throws with the calls of the per-layer
-            // pruners written on the other branch, as given in the comments; nothing else changes. ----
             case PruneMethod.Wanda:
-                // var wanda = WandaPruner.Prune(weight, rows, cols, hessian, pattern, layer);
-                // if (format is null) return wanda;
-                // return gptq ? QuantizeOnMask(weight, rows, cols, hessian!, pattern, wanda.Pruned, format, quantize!, nvfp4GlobalScale, layer)
-                //             : QuantizePruned(wanda, format, quantize!.EffectiveScaleSearch, nvfp4GlobalScale, layer);
-                throw new NotSupportedException("Method wanda is not available in this build yet (WandaPruner arrives with the sparse branch); use --method magnitude.");
+            {
+                var wanda = WandaPruner.Prune(weight, rows, cols, hessian, pattern, layer);
+                if (format is null) return wanda;
+                return gptq ? QuantizeOnMask(weight, rows, cols, hessian!, pattern, wanda.Pruned, format, quantize!, nvfp4GlobalScale, layer)
+                            : QuantizePruned(wanda, format, quantize!.EffectiveScaleSearch, nvfp4GlobalScale, layer);
+            }
             case PruneMethod.SparseGpt:
-                // var sparse = SparseGpt.Prune(weight, rows, cols, hessian, pattern, new SparseGptOptions
-                // {
-                //     DampPercent = options.DampPercent, LayerName = layer,
-                //     Format = gptq ? format : null, ScaleSearch = quantize?.EffectiveScaleSearch ?? ScaleSearch.MinMax,
-                //     Nvfp4GlobalScale = gptq ? nvfp4GlobalScale : null,
-                // });
-                // return format is null || gptq ? sparse : QuantizePruned(sparse, format, quantize!.EffectiveScaleSearch, nvfp4GlobalScale, layer);
-                throw new NotSupportedException("Method sparsegpt is not available in this build yet (SparseGpt arrives with the sparse branch); use --method magnitude.");
+            {
+                var sparse = SparseGpt.Prune(weight, rows, cols, hessian, pattern, new SparseGptOptions
+                {
+                    DampPercent = options.DampPercent, LayerName = layer,
+                    Format = gptq ? format : null, ScaleSearch = quantize?.EffectiveScaleSearch ?? ScaleSearch.MinMax,
+                    Nvfp4GlobalScale = gptq ? nvfp4GlobalScale : null,
+                });
+                return format is null || gptq ? sparse : QuantizePruned(sparse, format, quantize!.EffectiveScaleSearch, nvfp4GlobalScale, layer);
+            }
             case PruneMethod.Iobs:
-                // return IterativeObs.Prune(weight, rows, cols, hessian, pattern, new IterativeObsOptions
-                // {
-                //     MaxIterations = options.IobsIterations, DampPercent = options.DampPercent, LayerName = layer,
-                // });
-                throw new NotSupportedException("Method iobs is not available in this build yet (IterativeObs arrives with the sparse branch); use --method magnitude.");
+                return IterativeObs.Prune(weight, rows, cols, hessian, pattern, new IterativeObsOptions
+                {
+                    MaxIterations = options.IobsIterations, DampPercent = options.DampPercent, LayerName = layer,
+                });
             default:
                 throw new ArgumentOutOfRangeException(nameof(options), options.Method, "Unknown pruning method.");
         }
@@ -69,14 +68,11 @@ public static class LayerPruner
     private static PruneResult QuantizeOnMask(ReadOnlySpan<float> weight, int rows, int cols, float[] hessian, SparsityPattern pattern,
         bool[] mask, QuantFormat format, Quantization.Pipeline.QuantizeOptions quantize, float? nvfp4GlobalScale, string layer)
     {
-        // MERGE POINT (temporary): with the sparse branch this becomes
-        // return SparseGpt.Prune(weight, rows, cols, hessian, pattern, new SparseGptOptions
-        // {
-        //     DampPercent = quantize.DampPercent, LayerName = layer, Format = format, ScaleSearch = quantize.EffectiveScaleSearch,
-        //     Nvfp4GlobalScale = nvfp4GlobalScale, FixedMask = mask,
-        // });
-        _ = (weight.Length, rows, cols, hessian, pattern, mask, format, quantize, nvfp4GlobalScale);
-        throw new NotSupportedException($"{layer}: joint pruning with --quant-method gptq is not available in this build yet (SparseGpt arrives with the sparse branch); use --quant-method rtn.");
+        return SparseGpt.Prune(weight, rows, cols, hessian, pattern, new SparseGptOptions
+        {
+            DampPercent = quantize.DampPercent, LayerName = layer, Format = format, ScaleSearch = quantize.EffectiveScaleSearch,
+            Nvfp4GlobalScale = nvfp4GlobalScale, FixedMask = mask,
+        });
     }
 
     /// <summary>

@@ -27,7 +27,6 @@ public static class PruningPipeline
     /// <param name="layerDone">Called with the number of decoder layers finished so far.</param>
     /// <param name="settings">Journal, memory budget and cancellation.</param>
     /// <exception cref="ArgumentException">Bad settings, a pattern that does not fit a layer (named), missing calibration.</exception>
-    /// <exception cref="NotSupportedException">A method this build does not have.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the journal keeps the finished layers.</exception>
     public static PruningResult Run(LlamaModel model, PruneOptions options, CalibrationData? calibration = null, Action<int>? layerDone = null,
         QuantizationRunSettings? settings = null)

@@ -12,23 +12,11 @@ namespace LlmPress.Tests.Sparsity;
 /// The data-aware methods through the whole pipeline on stories260K (calibration 16 × 128, perplexity on 16 held-out
 /// windows of 256): at 50% unstructured and at 2:4, mean layer output error and perplexity order
 /// SparseGPT ≤ Wanda ≤ magnitude, and iterative OBS ≤ SparseGPT in output error; joint GPTQ keeps the mask exactly.
-/// These methods come from the per-layer pruners of the sparse branch: until <see cref="LayerPruner"/> calls them
-/// (it throws <see cref="NotSupportedException"/> before the merge), the tests skip.
 /// </summary>
 public class PruneMethodOrderTests
 {
-    private static PruningResult? Run(LlamaModel model, PruneOptions options)
-    {
-        try
-        {
-            return PruningPipeline.Run(model, options, PipelineTestData.Calibration);
-        }
-        catch (NotSupportedException e)
-        {
-            Assert.Skip($"{PruneOptions.MethodName(options.Method)}: {e.Message}");
-            return null;
-        }
-    }
+    private static PruningResult Run(LlamaModel model, PruneOptions options) =>
+        PruningPipeline.Run(model, options, PipelineTestData.Calibration);
 
     private static double Perplexity(LlamaModel model, PruningResult result)
     {
@@ -55,7 +43,7 @@ public class PruneMethodOrderTests
         var results = new Dictionary<PruneMethod, (double OutputError, double Perplexity)>();
         foreach (var method in new[] { PruneMethod.Magnitude, PruneMethod.Wanda, PruneMethod.SparseGpt, PruneMethod.Iobs })
         {
-            var result = Run(model, new PruneOptions { Method = method, Sparsity = pattern })!;
+            var result = Run(model, new PruneOptions { Method = method, Sparsity = pattern });
             Assert.All(result.Report.Layers, l => Assert.Equal(pattern.ZeroCount(l.Rows, l.Cols), l.PrunedWeights));
             if (method == PruneMethod.Iobs) Assert.All(result.Report.Layers, l => Assert.NotNull(l.Iterations));
             results[method] = (result.Report.Layers.Average(l => l.RelativeOutputError!.Value), Perplexity(model, result));
@@ -76,7 +64,7 @@ public class PruneMethodOrderTests
         foreach (var method in new[] { PruneMethod.SparseGpt, PruneMethod.Magnitude })
         {
             var options = new PruneOptions { Method = method, Sparsity = SparsityPattern.NOfM(2, 4), Quantize = quantize };
-            var result = Run(model, options)!;
+            var result = Run(model, options);
             var linears = model.Layers.SelectMany(l => l.Linears).ToArray();
             for (int i = 0; i < linears.Length; i++)
             {
