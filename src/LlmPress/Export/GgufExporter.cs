@@ -48,7 +48,8 @@ public static class GgufExporter
         if (config.SlidingWindow is int window && window < config.MaxPositions)
             warnings.Add($"sliding_window {window} is not representable in llama.cpp's llama architecture; the GGUF uses full attention.");
 
-        var plans = BuildPlans(config, store, quantized, options, warnings);
+        var sparse = Sparsity.SparseCheckpoint.TryLoad(modelDirectory);
+        var plans = BuildPlans(config, store, quantized, sparse, options, warnings);
 
         string tokenizerFile = options.TokenizerPath ?? Path.Combine(modelDirectory, "tokenizer.json");
         var metadata = GgufModelMetadata.Create(config, Path.GetFileName(Path.GetFullPath(modelDirectory).TrimEnd(Path.DirectorySeparatorChar)), FileType(plans));
@@ -83,7 +84,8 @@ public static class GgufExporter
             clock.Elapsed.TotalSeconds);
     }
 
-    private static List<Plan> BuildPlans(ModelConfig c, TensorStore store, QuantizedCheckpoint? quantized, GgufExportOptions options, List<string> warnings)
+    private static List<Plan> BuildPlans(ModelConfig c, TensorStore store, QuantizedCheckpoint? quantized, Sparsity.SparseCheckpoint? sparse,
+        GgufExportOptions options, List<string> warnings)
     {
         string arch = GgufModelMetadata.Architecture(c);
         bool permute = GgufModelMetadata.PermutesQk(arch);
@@ -137,18 +139,21 @@ public static class GgufExporter
         {
             if (quantized is not null && quantized.IsQuantized(module))
                 return Packed(name, module, rows, cols, requested, permuteHead);
-            var info = store.GetInfo(source);
+            // A pruned layer in the N:M bitmask layout is written dense (GGUF has no sparse type): its zeros stay exact.
+            bool bitmask = sparse is not null && sparse.IsBitmask(module);
+            var stored = bitmask ? store.GetInfo($"{module}.{Sparsity.SparseBitmask.CompressedSuffix}").DType : store.GetInfo(source).DType;
             var type = requested;
             string detail;
             if (GgmlTypeInfo.RowBytes(type, cols) is null)
             {
                 type = GgmlType.F16;
-                detail = $"{info.DType} → f16 ({cols} columns are not whole {GgmlTypeInfo.BlockSize(requested)}-element {GgmlTypeInfo.Name(requested)} blocks)";
+                detail = $"{stored} → f16 ({cols} columns are not whole {GgmlTypeInfo.BlockSize(requested)}-element {GgmlTypeInfo.Name(requested)} blocks)";
             }
-            else detail = $"{info.DType} → {GgmlTypeInfo.Name(type)}";
-            bool lossless = type == GgmlType.F32 || (type == GgmlType.F16 && info.DType == DType.F16) || (type == GgmlType.BF16 && info.DType == DType.BF16);
+            else detail = $"{stored} → {GgmlTypeInfo.Name(type)}";
+            if (bitmask) detail += " (N:M bitmask layout written dense)";
+            bool lossless = type == GgmlType.F32 || (type == GgmlType.F16 && stored == DType.F16) || (type == GgmlType.BF16 && stored == DType.BF16);
             var mapping = lossless ? GgufTensorMapping.Lossless : GgufTensorMapping.Converted;
-            float[] Values() => store.GetMatrix(source, rows, cols).ToFloatArray();
+            float[] Values() => (bitmask ? sparse!.LoadWeight(store, module, rows, cols) : store.GetMatrix(source, rows, cols)).ToFloatArray();
             byte[] Encode()
             {
                 byte[] bytes = GgmlCodec.Encode(type, Values(), rows, cols);

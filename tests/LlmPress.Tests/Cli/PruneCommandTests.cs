@@ -145,6 +145,15 @@ public class PruneCommandTests
         int[] tokens = [1, 20, 300, 45, 7, 99, 411, 2];
         Assert.Equal(b.Forward(tokens), a.Forward(tokens));
 
+        // GGUF has no sparse type: export writes bitmask layers dense (verified by read-back); loaded back (q/k rows
+        // un-permuted), every linear is bit-identical to the dense layout's.
+        string gguf = dir.File("pruned.gguf");
+        var (exportCode, _, exportErr) = CliRunner.Run("export", bitmask, "--gguf", gguf, "--type", "f32");
+        Assert.True(exportCode == 0, exportErr);
+        using (var fromGguf = LlmPress.Models.GgufModelLoader.Load(gguf))
+            foreach (var (linear, gguffed) in b.Layers.SelectMany(l => l.Linears).Zip(fromGguf.Layers.SelectMany(l => l.Linears)))
+                Assert.Equal(linear.Weight.ToFloatArray(), gguffed.Weight.ToFloatArray());
+
         // A bitmask-layout output cannot be compressed again in place of its missing "X.weight" tensors: refused up front.
         var (code, _, err) = CliRunner.Run("quantize", bitmask, "-o", dir.File("q"));
         CliRunner.AssertOneLineError(code, err, "bitmask layout", "--layout dense");
