@@ -63,13 +63,7 @@ internal sealed class SparseGptMask
         int rows = _rows, width = i2 - i1;
         long target = (long)Math.Round(_pattern.Fraction * rows * (double)i2, MidpointRounding.ToEven) - _prunedSoFar;
         target = Math.Clamp(target, 0, (long)rows * width);
-        for (int k = 0; k < width; k++)
-        {
-            float d = u[(long)(i1 + k) * _columns + i1 + k];
-            float d2 = d * d;
-            var column = wt.AsSpan((i1 + k) * rows, rows);
-            for (int r = 0; r < rows; r++) _scores[r * width + k] = column[r] * column[r] / d2;
-        }
+        Saliencies(i1, width, wt, u);
         var selected = _selected.AsSpan(0, rows * width);
         selected.Clear();
         MaskSelection.MarkSmallest(_scores.AsSpan(0, rows * width), target, selected, _keys);
@@ -95,16 +89,23 @@ internal sealed class SparseGptMask
         return _masked;
     }
 
+    // OBS saliency w²/U_jj² of columns [first, first + width) (act positions), into _scores as [rows, width].
+    private void Saliencies(int first, int width, float[] wt, float[] u)
+    {
+        int rows = _rows;
+        for (int k = 0; k < width; k++)
+        {
+            float d = u[(long)(first + k) * _columns + first + k];
+            float d2 = d * d;
+            var column = wt.AsSpan((first + k) * rows, rows);
+            for (int r = 0; r < rows; r++) _scores[r * width + k] = column[r] * column[r] / d2;
+        }
+    }
+
     private void SelectGroup(int j, float[] wt, float[] u)
     {
         int rows = _rows, m = _pattern.M;
-        for (int k = 0; k < m; k++)
-        {
-            float d = u[(long)(j + k) * _columns + j + k];
-            float d2 = d * d;
-            var column = wt.AsSpan((j + k) * rows, rows);
-            for (int r = 0; r < rows; r++) _scores[r * m + k] = column[r] * column[r] / d2;
-        }
+        Saliencies(j, m, wt, u);
         var selected = _selected.AsSpan(0, rows * m);
         selected.Clear();
         MaskSelection.MarkNOfM(_scores.AsSpan(0, rows * m), _pattern.N, m, selected);

@@ -4,23 +4,27 @@ using LlmPress.Quantization.Pipeline;
 namespace LlmPress.Tests.Cli;
 
 /// <summary>
-/// The real thing: `llmpress quantize` in a child process, SIGKILLed (no cleanup of any kind runs) as soon as its
-/// journal shows some finished layers, resumed and stopped again with Ctrl+C (SIGINT), then resumed to the end — the
-/// output must equal an uninterrupted run's to the byte.
+/// The real thing: `llmpress quantize` / `llmpress prune` in a child process, SIGKILLed (no cleanup of any kind runs)
+/// as soon as its journal shows some finished layers, resumed and stopped again with Ctrl+C (SIGINT), then resumed to
+/// the end — the output must equal an uninterrupted run's to the byte, and its report the same layer results.
 /// </summary>
-public class QuantizeKillTests
+public class KillAndResumeTests
 {
     private static string Model => SharedData.Require("models", "stories260K");
     private static string Text => SharedData.Require("data", "tinystories", "tinystories-10k.txt");
 
     // 32 × 256 tokens: each of the 5 layers takes long enough (~0.3–1 s on 2 busy cores) for the kill to land mid-run.
-    private static string[] Args(string output) =>
-        ["quantize", Model, "-o", output, "--method", "gptq", "--format", "int4", "--group-size", "32",
-         "--calib", Text, "--calib-samples", "32", "--calib-seq-len", "256"];
+    private static string[] Args(string verb, string output) => verb == "quantize"
+        ? ["quantize", Model, "-o", output, "--method", "gptq", "--format", "int4", "--group-size", "32",
+           "--calib", Text, "--calib-samples", "32", "--calib-seq-len", "256"]
+        : ["prune", Model, "-o", output, "--method", "magnitude", "--pattern", "2:4", "--calib", Text, "--calib-samples", "32", "--calib-seq-len", "256"];
 
-    [Fact]
-    public void KilledThenInterruptedThenResumedGivesTheUninterruptedBytes()
+    [Theory]
+    [InlineData("quantize")]
+    [InlineData("prune")]
+    public void KilledThenInterruptedThenResumedGivesTheUninterruptedBytes(string verb)
     {
+        string[] Args(string output) => KillAndResumeTests.Args(verb, output);
         using var dir = new TempDirectory();
         string reference = dir.File("reference"), output = dir.File("out");
         var run = CliRunner.Run(Args(reference));
@@ -35,6 +39,14 @@ public class QuantizeKillTests
         Assert.True(code == 0, err);
         foreach (var file in new[] { "model.safetensors", "config.json" })
             Assert.True(File.ReadAllBytes(Path.Combine(reference, file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(output, file))), $"{file} differs");
+        using var a = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(reference, "report.json")));
+        using var b = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "report.json")));
+        var la = a.RootElement.GetProperty("layers").EnumerateArray().ToArray();
+        var lb = b.RootElement.GetProperty("layers").EnumerateArray().ToArray();
+        Assert.Equal(la.Length, lb.Length);
+        for (int i = 0; i < la.Length; i++)
+            foreach (var key in new[] { "name", "relative_output_error", "relative_weight_error", "bytes_after" })
+                Assert.Equal(la[i].GetProperty(key).GetRawText(), lb[i].GetProperty(key).GetRawText());
         Assert.False(QuantizationJournal.Exists(output));
     }
 
