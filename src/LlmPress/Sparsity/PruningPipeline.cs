@@ -36,19 +36,7 @@ public static class PruningPipeline
         options.Validate(model);
         var step = new PruneStep(options);
         var run = LayerwisePipeline.Run(model, step, calibration, layerDone, settings);
-        var report = new QuantizationReport
-        {
-            Method = PruneOptions.MethodName(options.Method),
-            Format = FormatName(model, options),
-            Sparsity = options.Sparsity.Name,
-            Layers = run.Reports,
-            CalibrationSamples = calibration?.SampleCount,
-            CalibrationSequenceLength = calibration?.SequenceLength,
-            Seed = calibration?.Seed,
-            WallSeconds = run.WallSeconds,
-            PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
-            PeakManagedBytes = run.PeakManagedBytes,
-        };
+        var report = run.ToReport(PruneOptions.MethodName(options.Method), FormatName(model, options), calibration, options.Sparsity.Name);
         return new PruningResult(run.Linears, report, step.Warnings);
     }
 

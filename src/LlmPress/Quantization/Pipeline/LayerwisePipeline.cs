@@ -7,7 +7,23 @@ namespace LlmPress.Quantization.Pipeline;
 
 /// <summary>What <see cref="LayerwisePipeline.Run"/> produced: the compressed linears and their reports, in model order.</summary>
 internal sealed record LayerwiseResult(IReadOnlyList<CompressedLinear> Linears, IReadOnlyList<LayerReport> Reports, double WallSeconds,
-    long PeakManagedBytes);
+    long PeakManagedBytes)
+{
+    /// <summary>The run's report (peak working set read now, at the end of the run).</summary>
+    public QuantizationReport ToReport(string method, string format, Calibration.CalibrationData? calibration, string? sparsity = null) => new()
+    {
+        Method = method,
+        Format = format,
+        Sparsity = sparsity,
+        Layers = Reports,
+        CalibrationSamples = calibration?.SampleCount,
+        CalibrationSequenceLength = calibration?.SequenceLength,
+        Seed = calibration?.Seed,
+        WallSeconds = WallSeconds,
+        PeakWorkingSetBytes = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64,
+        PeakManagedBytes = PeakManagedBytes,
+    };
+}
 
 /// <summary>
 /// Compresses every decoder-layer linear of a model with an <see cref="ILinearStep"/> (quantization, pruning, or

@@ -42,18 +42,7 @@ public static class QuantizationPipeline
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var run = LayerwisePipeline.Run(model, new QuantizeStep(options), calibration, layerDone, settings);
-        var report = new QuantizationReport
-        {
-            Method = MethodName(options.Method),
-            Format = options.EffectiveFormat.Name,
-            Layers = run.Reports,
-            CalibrationSamples = calibration?.SampleCount,
-            CalibrationSequenceLength = calibration?.SequenceLength,
-            Seed = calibration?.Seed,
-            WallSeconds = run.WallSeconds,
-            PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
-            PeakManagedBytes = run.PeakManagedBytes,
-        };
+        var report = run.ToReport(MethodName(options.Method), options.EffectiveFormat.Name, calibration);
         return new QuantizationResult([.. run.Linears.Select(l => new QuantizedLayer(l.Name, l.Packed!))], report);
     }
 
