@@ -34,8 +34,8 @@ public sealed record LevelDatabaseOptions
 
     /// <summary>
     /// The level whose result is installed in the model while later layers are calibrated (so errors propagate as in a
-    /// model compressed at that level), as a level value; null: the middle of the levels in cost order (3 of 2–6 bits,
-    /// as EvoPress builds its database on a 3-bit model).
+    /// model compressed at that level), as a level value; null: the middle of the levels in cost order (4 of 2–6 bits,
+    /// the lower middle for an even count). EvoPress builds its database on a 3-bit model: pass 3 for that.
     /// </summary>
     public double? CalibrationLevel { get; init; }
 
