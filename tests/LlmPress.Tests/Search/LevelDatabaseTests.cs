@@ -148,6 +148,25 @@ public class LevelDatabaseTests(BitsDatabaseFixture fixture) : IClassFixture<Bit
     }
 
     [Fact]
+    public void Apply_WithoutCache_GivesTheSameModel()
+    {
+        var db = fixture.Database;
+        int[] tokens = [.. PipelineTestData.EvalTokens.Take(32)];
+        int[] mixed = [.. Enumerable.Range(0, db.Linears.Count).Select(i => (i * 7 + 1) % 3)];
+        using var model = LlamaModel.Load(PipelineTestData.ModelDirectory);
+        db.Apply(model, mixed);
+        float[] cached = model.Forward(tokens);
+        db.Restore(model);
+        // A zero-byte cache keeps nothing: every Apply reads the layer files again, with the same result.
+        using var uncached = LevelDatabase.Open(fixture.Directory, cacheBytes: 0);
+        uncached.Apply(model, mixed);
+        Assert.Equal(cached, model.Forward(tokens));
+        uncached.Apply(model, mixed);
+        Assert.Equal(cached, model.Forward(tokens));
+        uncached.Restore(model);
+    }
+
+    [Fact]
     public void Resume_AfterInterruption_GivesAnIdenticalDatabase()
     {
         var options = BitsDatabaseFixture.Options with { Levels = [2, 3], CalibrationLevel = null, QuantMethod = QuantMethod.Gptq };
