@@ -20,6 +20,7 @@ public static class CliApp
         root.Subcommands.Add(BenchCommand.Create(console));
         root.Subcommands.Add(QuantizeCommand.Create(console));
         root.Subcommands.Add(PruneCommand.Create(console));
+        root.Subcommands.Add(LevelsCommand.Create(console));
         root.Subcommands.Add(ExportCommand.Create(console));
         root.Subcommands.Add(ServeCommand.Create(console));
         var parse = root.Parse(args);

@@ -75,14 +75,14 @@ public sealed record QuantFormat
     // ---- factories ----
 
     /// <summary>b-bit integers (GPTQ's quantizer).</summary>
-    /// <param name="bits">2, 3, 4 or 8.</param>
+    /// <param name="bits">2 to 8 (2, 3, 4 and 8 are the usual widths; 5–7 serve per-layer level databases).</param>
     /// <param name="groupSize">Columns per group (≥ 1), or null for per channel (one group per row).</param>
     /// <param name="symmetric">Symmetric grid (zero point 2^(b−1), not stored) or asymmetric (b-bit zero points).</param>
     /// <param name="rotationBlockSize">Optional Hadamard block (power of two, 2..65536).</param>
     /// <exception cref="ArgumentException">Unsupported bits, group size ≤ 0, or a bad rotation block.</exception>
     public static QuantFormat Int(int bits, int? groupSize = null, bool symmetric = false, int? rotationBlockSize = null)
     {
-        if (bits is not (2 or 3 or 4 or 8)) QuantThrow.Argument_IntBits(bits);
+        if (bits is < 2 or > 8) QuantThrow.Argument_IntBits(bits);
         if (groupSize is int g && g <= 0) QuantThrow.Argument_GroupSize(g);
         CheckRotation(rotationBlockSize, 2);
         return new QuantFormat(QuantKind.Int, bits, groupSize, symmetric, 0, 0, rotationBlockSize);

@@ -15,7 +15,7 @@ internal static class QuantThrow
 
     [DoesNotReturn]
     public static void Argument_IntBits(int bits) =>
-        throw new ArgumentException($"INT quantization supports 2, 3, 4 or 8 bits, not {bits}.", nameof(bits));
+        throw new ArgumentException($"INT quantization supports 2 to 8 bits, not {bits}.", nameof(bits));
 
     [DoesNotReturn]
     public static void Argument_GroupSize(int groupSize) =>

@@ -33,7 +33,7 @@ public class QuantFormatTests
     }
 
     [Theory]
-    [InlineData("")] [InlineData("int5-sym-g128")] [InlineData("int4-sym-g0")] [InlineData("int4-sym-g-1")] [InlineData("int4-foo-g128")]
+    [InlineData("")] [InlineData("int9-sym-g128")] [InlineData("int1-sym-g128")] [InlineData("int4-sym-g0")] [InlineData("int4-sym-g-1")] [InlineData("int4-foo-g128")]
     [InlineData("int4-sym")] [InlineData("mxfp4-g64")] [InlineData("nvfp4-rot12")] [InlineData("higgs-p2-n32")] [InlineData("higgs-p3-n8")]
     [InlineData("higgs-p2-n256-rot32")] [InlineData("fp8")] [InlineData("int4-sym-g128-rot")]
     public void RejectsBadNames(string name)
@@ -46,7 +46,8 @@ public class QuantFormatTests
     [Fact]
     public void FactoriesRejectNonsense()
     {
-        Assert.Contains("2, 3, 4 or 8 bits, not 5", Assert.Throws<ArgumentException>(() => QuantFormat.Int(5)).Message);
+        Assert.Contains("2 to 8 bits, not 9", Assert.Throws<ArgumentException>(() => QuantFormat.Int(9)).Message);
+        Assert.Contains("2 to 8 bits, not 1", Assert.Throws<ArgumentException>(() => QuantFormat.Int(1)).Message);
         Assert.Contains("at least 1, not 0", Assert.Throws<ArgumentException>(() => QuantFormat.Int(4, 0)).Message);
         Assert.Throws<ArgumentException>(() => QuantFormat.Int(4, -128));
         Assert.Throws<ArgumentException>(() => QuantFormat.Mxfp4(rotationBlockSize: 48));

@@ -60,7 +60,7 @@ internal static class QuantTestData
     /// <summary>One format of every kind and flavour (small HIGGS rotation blocks keep the tests fast).</summary>
     public static IEnumerable<QuantFormat> AllFormats()
     {
-        foreach (int bits in new[] { 2, 3, 4, 8 })
+        foreach (int bits in new[] { 2, 3, 4, 5, 6, 7, 8 })
         {
             yield return QuantFormat.Int(bits, 32, symmetric: false);
             yield return QuantFormat.Int(bits, null, symmetric: true);

@@ -5,7 +5,7 @@ using LlmPress.Numerics;
 
 namespace LlmPress.Quantization;
 
-// INT b (b in {2, 3, 4, 8}), GPTQ's min-max quantizer, groups of g along the input dimension (per channel: g = cols).
+// INT b (b in 2..8; BitPacking streams any width), GPTQ's min-max quantizer, groups of g along the input dimension (per channel: g = cols).
 //
 //   maxq = 2^b − 1;  per (row, group): FP16 scale s > 0 and integer zero point z in [0, maxq]
 //   asymmetric: xmin = min(0, min x), xmax = max(0, max x)  (the range always contains 0; both 0 → [−1, 1])

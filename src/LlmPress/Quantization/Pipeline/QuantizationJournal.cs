@@ -35,10 +35,6 @@ public sealed class QuantizationJournal
 
     private const string ManifestName = "manifest.json";
 
-    // LinearEntry.Format of a dense (pruned, not quantized) linear: "dense-f32", "dense-bf16", "dense-f16", recorded as the
-    // tensor "<linear>.weight" in that dtype (its values are exact in it: they are what the checkpoint will hold).
-    private const string DensePrefix = "dense-";
-
     private static readonly JsonSerializerOptions s_json = new()
     {
         WriteIndented = true,
@@ -175,28 +171,7 @@ public sealed class QuantizationJournal
         {
             using var file = SafeTensorsFile.Open(path);
             foreach (var linear in entry.Linears)
-            {
-                if (linear.Format.StartsWith(DensePrefix, StringComparison.Ordinal))
-                {
-                    // A pruned (not quantized) linear: its exact weight in the checkpoint's dtype.
-                    string name = linear.Name + ".weight";
-                    if (!DTypeInfo.TryParseSafeTensorsName(linear.Format[DensePrefix.Length..].ToUpperInvariant(), out var type)
-                        || !file.TryGetTensor(name, out var info) || info.DType != type
-                        || info.ByteLength != (long)linear.Rows * linear.Cols * DTypeInfo.SizeOf(type))
-                        throw Corrupt(path, $"no {linear.Format} tensor {name} of [{linear.Rows}, {linear.Cols}]");
-                    var weight = new float[(long)linear.Rows * linear.Cols];
-                    FloatConversion.ToSingle(type, file.GetData(name).Span, weight);
-                    layers.Add(CompressedLinear.FromDense(linear.Name, weight, linear.Rows, linear.Cols, type));
-                    continue;
-                }
-                if (!QuantFormat.TryParse(linear.Format, out var format)) throw Corrupt(path, $"unknown format {linear.Format} of {linear.Name}");
-                string prefix = linear.Name + ".weight.";
-                var tensors = new List<PackedTensor>();
-                foreach (var info in file.Tensors)
-                    if (info.Name.StartsWith(prefix, StringComparison.Ordinal))
-                        tensors.Add(new PackedTensor(info.Name[prefix.Length..], info.DType, info.Shape, file.GetData(info.Name).ToArray()));
-                layers.Add(CompressedLinear.FromPacked(linear.Name, PackedWeight.FromTensors(format, linear.Rows, linear.Cols, tensors)));
-            }
+                layers.Add(CompressedLinearTensors.Read(file, linear.Name + ".weight", linear.Name, linear.Rows, linear.Cols, linear.Format));
         }
         catch (InvalidDataException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
         {
@@ -251,20 +226,13 @@ public sealed class QuantizationJournal
 
         string layerFile = $"layer-{index:D5}.safetensors";
         var tensors = new List<TensorToWrite>();
-        foreach (var l in layers)
-        {
-            if (l.Packed is { } packed)
-                foreach (var t in packed.Tensors)
-                    tensors.Add(t.ToTensorToWrite(l.Name + ".weight"));
-            else
-                tensors.Add(new TensorToWrite(l.Name + ".weight", l.StoredType, [l.Rows, l.Cols], Sparsity.StoredValues.ToBytes(l.StoredType, l.Weight)));
-        }
+        foreach (var l in layers) CompressedLinearTensors.Add(l, l.Name + ".weight", tensors);
         SafeTensorsWriter.Write(FilePath(layerFile), tensors);
         var entry = new LayerEntry
         {
             File = layerFile,
             Sha256 = Sha256(FilePath(layerFile)),
-            Linears = [.. layers.Select(l => new LinearEntry { Name = l.Name, Rows = l.Rows, Cols = l.Cols, Format = l.Packed?.Format.Name ?? DensePrefix + DTypeInfo.SafeTensorsName(l.StoredType).ToLowerInvariant() })],
+            Linears = [.. layers.Select(l => new LinearEntry { Name = l.Name, Rows = l.Rows, Cols = l.Cols, Format = CompressedLinearTensors.FormatName(l) })],
             Reports = [.. reports],
         };
 
@@ -345,8 +313,8 @@ public sealed class QuantizationJournal
         public List<LayerReport> Reports { get; set; } = [];
     }
 
-    // What rebuilds a QuantizedLayer besides its tensors; a linear that gains more state (e.g. an online rotation)
-    // adds it here.
+    // What rebuilds a QuantizedLayer besides its tensors (CompressedLinearTensors: packed format, or "dense-<dtype>" for a
+    // pruned, unquantized linear); a linear that gains more state (e.g. an online rotation) adds it here.
     private sealed class LinearEntry
     {
         public string Name { get; set; } = "";

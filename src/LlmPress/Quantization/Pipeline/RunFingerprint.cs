@@ -96,6 +96,16 @@ public sealed class RunFingerprint
 
     private static string Shorten(string value) => value.Length == 64 && value.All(char.IsAsciiHexDigit) ? value[..12] + "…" : value;
 
+    /// <summary>
+    /// SHA-256 (hex) of the model's content as the fingerprint's "model_sha256" field hashes it: config, then every
+    /// tensor's name, dtype, shape and its first and last <see cref="SampledBytes"/>.
+    /// </summary>
+    public static string ModelContentHash(LlamaModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return ModelHash(model);
+    }
+
     // Config, then every tensor's name, dtype, shape and its first and last SampledBytes.
     private static string ModelHash(LlamaModel model)
     {
