@@ -117,7 +117,9 @@ internal static class SearchCommand
             var options = new EvoPressOptions
             {
                 Generations = s.Generations, Offspring = s.Offspring, Seed = s.Seed,
-                WindowsPerStage = [Math.Min(2, windows.Count), Math.Min(8, windows.Count)],
+                // The last stage scores every calibration window: the parent is then compared on the same windows each
+                // generation, so the curve is monotone and comparable across generations (EvoPress' growing token counts, capped).
+                WindowsPerStage = [Math.Min(4, windows.Count), windows.Count],
             };
             string fingerprint = Fingerprint(database, kind, budget, calibration, s);
             EvoPressState? saved = s.Resume ? EvoPressStateFile.Load(statePath, fingerprint) : null;
@@ -133,10 +135,18 @@ internal static class SearchCommand
                 if (console.ErrorIsTerminal)
                     console.Log($"generation {st.Generation}/{s.Generations}  best KL {st.ParentFitness:0.00000}  {Bar(st.Generation, s.Generations)}");
             });
-            database.Restore(model);
             chosen = state.Parent;
-            curve = state.History;
-            startFitness = state.History[0];
+            // History[0] scores the start on the first stage's windows only; every later entry is on all windows (the
+            // last stage's), so score a given start on all of them too for a comparable curve.
+            var history = state.History.ToArray();
+            if (start is not null)
+            {
+                database.Apply(model, start);
+                history[0] = fitness.Evaluate(model, Enumerable.Range(0, windows.Count).ToArray());
+            }
+            database.Restore(model);
+            curve = history;
+            startFitness = history[0];
             finalFitness = state.ParentFitness;
             // Keep the state for a later --resume with more generations (the checkpoint write replaces the directory).
             WriteResult(console, s, model, database, chosen, kind, target, budget, windows, curve, startFitness, finalFitness, null, null, null, clock,
