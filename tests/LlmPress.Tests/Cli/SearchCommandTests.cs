@@ -144,4 +144,27 @@ public class SearchCommandTests(SearchDatabaseFixture fixture) : IClassFixture<S
         CliRunner.AssertOneLineError(code, err, "exactly one");
         Assert.False(Directory.Exists(output));
     }
+
+    [Fact]
+    public void Sparsity_DpWritesADensePrunedCheckpoint_ThatComputesTheChosenConfiguration()
+    {
+        using var dir = new TempDirectory();
+        string db = dir.File("db"), output = dir.File("out");
+        var (code, _, err) = CliRunner.Run("levels", Model, "-o", db, "--kind", "sparsity", "--levels", "0.3,0.5,0.7", "--method", "magnitude");
+        Assert.True(code == 0, err);
+        (code, _, err) = CliRunner.Run(["search", Model, "--db", db, "--target-sparsity", "0.8", "-o", output, "--calib", Text, "--method", "dp"]);
+        CliRunner.AssertOneLineError(code, err, "--target-sparsity 0.8", "from 0.3 to 0.7");
+        var report = RunJson(["search", Model, "--db", db, "--target-sparsity", "0.5", "--method", "dp", "-o", output, "--calib", Text,
+            "--calib-samples", "4", "--calib-seq-len", "64", "--json"]);
+        // Weights kept ≤ (1 − 0.5)·Σnumel: the achieved sparsity is at least the target.
+        Assert.True(report.GetProperty("sparsity").GetDouble() >= 0.5 - 1e-12);
+        using var database = LevelDatabase.Open(db);
+        var sparsities = report.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("level").GetDouble()).ToArray();
+        int[] levels = [.. sparsities.Select(x => database.Levels.ToList().IndexOf(x))];
+        using var loaded = LlamaModel.Load(output);
+        using var base_ = LlamaModel.Load(Model);
+        database.Apply(base_, levels);
+        int[] tokens = [1, 400, 57, 300, 22, 9, 481, 77];
+        Assert.Equal(base_.Forward(tokens), loaded.Forward(tokens));
+    }
 }
