@@ -53,30 +53,39 @@ internal static class SearchCommand
         var evalWindows = new Option<int>("--eval-windows") { Description = "Non-overlapping --calib-seq-len windows of --eval text measured (default 32).", DefaultValueFactory = _ => 32 };
         var resume = new Option<bool>("--resume") { Description = "evopress: continue from DIR/.search/state.json (same settings; --generations may grow). Bit-identical to an uninterrupted run." };
         var force = new Option<bool>("--force") { Description = "Replace an existing output directory and discard its saved search state." };
+        var sweep = new Option<string?>("--sweep")
+        {
+            Description = "Comma-separated targets (average bits, or sparsities for a sparsity database), e.g. 2.5,3,3.5: runs dp and evopress at each and "
+                + "measures every uniform level too, writing DIR/sweep.json and the quality-vs-size plot instead of a checkpoint (--target-* not needed).",
+        };
+        var plot = new Option<string?>("--plot") { Description = "With --sweep: SVG file of KL to the base model against average bits (or sparsity) per series (default DIR/sweep.svg)." };
         var json = new Option<bool>("--json") { Description = "Print the search report (as in search.json) as JSON on stdout." };
         var command = new Command("search", "Choose a compression level per linear from a level database under a global budget (EvoPress or DP) and write it as a checkpoint.")
         {
-            model, db, targetBits, targetSparsity, method, output, calib, samples, seqLen, seed, generations, offspring, topK, dpMetric, eval, evalWindows, resume, force, json,
+            model, db, targetBits, targetSparsity, method, output, calib, samples, seqLen, seed, generations, offspring, topK, dpMetric, eval, evalWindows, resume, force, sweep, plot, json,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
             var settings = new SearchSettings(parse.GetValue(model)!, parse.GetValue(db)!, parse.GetValue(output)!, parse.GetValue(method)!,
                 parse.GetValue(targetBits), parse.GetValue(targetSparsity), parse.GetValue(calib), parse.GetValue(samples), parse.GetValue(seqLen), parse.GetValue(seed),
                 parse.GetValue(generations), parse.GetValue(offspring), parse.GetValue(topK), parse.GetValue(dpMetric)!, parse.GetValue(eval), parse.GetValue(evalWindows),
-                parse.GetValue(resume), parse.GetValue(force), parse.GetValue(json));
+                parse.GetValue(resume), parse.GetValue(force), parse.GetValue(sweep), parse.GetValue(plot), parse.GetValue(json));
             return Run(console, settings);
         }));
         return command;
     }
 
     private sealed record SearchSettings(string Model, string Db, string Output, string Method, double? TargetBits, double? TargetSparsity, string? Calib,
-        int Samples, int SeqLen, int Seed, int Generations, int Offspring, int? TopK, string DpMetric, string? Eval, int EvalWindows, bool Resume, bool Force, bool Json);
+        int Samples, int SeqLen, int Seed, int Generations, int Offspring, int? TopK, string DpMetric, string? Eval, int EvalWindows, bool Resume, bool Force, string? Sweep, string? Plot, bool Json);
 
     private static int Run(CliConsole console, SearchSettings s)
     {
         if (s.Method is not ("evopress" or "dp")) throw new CliException($"--method {s.Method}: expected evopress or dp.");
         if (s.DpMetric is not ("kl" or "perplexity")) throw new CliException($"--dp-metric {s.DpMetric}: expected kl or perplexity.");
-        if ((s.TargetBits is null) == (s.TargetSparsity is null)) throw new CliException("Give exactly one of --target-bits and --target-sparsity.");
+        if (s.Sweep is not null && (s.TargetBits is not null || s.TargetSparsity is not null || s.Resume))
+            throw new CliException("--sweep gives the targets itself; drop --target-bits, --target-sparsity and --resume.");
+        if (s.Plot is not null && s.Sweep is null) throw new CliException("--plot draws a --sweep; pass --sweep TARGETS.");
+        if (s.Sweep is null && (s.TargetBits is null) == (s.TargetSparsity is null)) throw new CliException("Give exactly one of --target-bits and --target-sparsity.");
         if (s.Calib is null) throw new CliException("search needs calibration text: pass --calib FILE.");
         if (!File.Exists(s.Calib)) throw new CliException($"{s.Calib}: calibration file not found.");
         if (s.Eval is not null && !File.Exists(s.Eval)) throw new CliException($"{s.Eval}: evaluation file not found.");
@@ -97,15 +106,18 @@ internal static class SearchCommand
         using var model = ModelSource.OpenModel(s.Model);
         using var database = LevelDatabase.Open(s.Db);
         database.CheckModel(model);
-        var kind = s.TargetBits is null ? LevelKind.Sparsity : LevelKind.Bits;
-        double target = s.TargetBits ?? s.TargetSparsity!.Value;
-        double budget = SearchBudget.For(database, kind, target);
+        var sweepTargets = s.Sweep is null ? null : ParseTargets(s.Sweep);
+        var kind = sweepTargets is not null ? database.Kind : s.TargetBits is null ? LevelKind.Sparsity : LevelKind.Bits;
+        double target = s.TargetBits ?? s.TargetSparsity ?? double.NaN;
+        foreach (double t in sweepTargets ?? [target]) SearchBudget.For(database, kind, t); // every target checked before any work
+        double budget = sweepTargets is null ? SearchBudget.For(database, kind, target) : double.NaN;
 
         var tokenizer = ModelSource.OpenTokenizer(s.Model);
         int? bos = model.Config.BosTokenId ?? tokenizer.BosTokenId;
         int length = Math.Min(s.SeqLen, model.Config.MaxPositions);
         var calibration = CalibrationData.FromText(tokenizer, File.ReadAllText(s.Calib), bos, s.Samples, length, s.Seed, s.Calib);
         var windows = calibration.Samples;
+        if (sweepTargets is not null) return RunSweep(console, s, model, database, kind, sweepTargets, windows, clock);
 
         int[] chosen;
         IReadOnlyList<double> curve = [];
@@ -181,22 +193,7 @@ internal static class SearchCommand
         double? predictedMetric, double? measuredMetric, Stopwatch clock, Action? afterWrite)
     {
         // Measurement windows: --eval text (non-overlapping windows) or the calibration windows; reference from the base model.
-        IReadOnlyList<int[]> windows = calibWindows;
-        string measuredOn = "calibration windows";
-        if (s.Eval is not null)
-        {
-            var tokenizer = ModelSource.OpenTokenizer(s.Model);
-            int? bos = model.Config.BosTokenId ?? tokenizer.BosTokenId;
-            int[] encoded = tokenizer.Encode(File.ReadAllText(s.Eval));
-            int[] tokens = bos is { } b ? [b, .. encoded] : encoded;
-            int length = calibWindows[0].Length;
-            int count = Math.Min(s.EvalWindows, tokens.Length / length);
-            if (count == 0) throw new CliException($"{s.Eval}: the text yields {tokens.Length} tokens, fewer than one window of {length}.");
-            var list = new List<int[]>();
-            for (int w = 0; w < count; w++) list.Add(tokens[(w * length)..((w + 1) * length)]);
-            windows = list;
-            measuredOn = $"{s.Eval} ({count} × {length} tokens)";
-        }
+        var windows = MeasurementWindows(s, model, calibWindows, out string measuredOn);
         var all = Enumerable.Range(0, windows.Count).ToArray();
         var reference = new KlDivergenceFitness(model, windows);
         double basePerplexity = WindowPerplexity.Evaluate(model, windows);
@@ -271,6 +268,93 @@ internal static class SearchCommand
         rows.Add(("time", $"{clock.Elapsed.TotalSeconds:0.0} s"));
         rows.Add(("written", s.Output));
         console.WriteTable($"search {s.Method} {(bits ? $"--target-bits {target}" : $"--target-sparsity {target}")}", rows);
+    }
+
+    private static double[] ParseTargets(string text) =>
+        [.. text.Split(',', StringSplitOptions.TrimEntries).Select(t => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v)
+            ? v : throw new CliException($"--sweep: '{t}' is not a number; give targets such as 2.5,3,3.5."))];
+
+    // dp and evopress at every target plus every uniform level, KL to the base model on the measurement windows, and the plot.
+    private static int RunSweep(CliConsole console, SearchSettings s, LlamaModel model, LevelDatabase database, LevelKind kind, double[] targets,
+        IReadOnlyList<int[]> windows, Stopwatch clock)
+    {
+        bool bits = kind == LevelKind.Bits;
+        double weights = SearchBudget.TotalWeights(database);
+        var measureOn = MeasurementWindows(s, model, windows, out string measuredOn);
+        var every = Enumerable.Range(0, measureOn.Count).ToArray();
+        var reference = new KlDivergenceFitness(model, measureOn);
+        var fitness = new KlDivergenceFitness(model, windows, s.TopK);
+        var calibrationWindows = Enumerable.Range(0, windows.Count).ToArray();
+        Func<LlamaModel, double> metric = s.DpMetric == "kl" ? m => fitness.Evaluate(m, calibrationWindows) : m => WindowPerplexity.Evaluate(m, windows);
+        var sensitivity = console.WithProgress("sensitivities", database.Linears.Count,
+            report => DpAllocation.Run(model, database, database.Space.CostRange().Max, metric, s.Seed, (done, _) => report(done))).Sensitivity;
+
+        var points = new List<(string Series, double Target, double X, double Kl, double Perplexity)>();
+        void Measure(string series, double t, int[] levels)
+        {
+            database.Apply(model, levels);
+            double cost = database.Space.TotalCost(levels);
+            points.Add((series, t, bits ? cost / weights : 1 - cost / weights, reference.Evaluate(model, every), WindowPerplexity.Evaluate(model, measureOn)));
+            database.Restore(model);
+        }
+        for (int j = 0; j < database.Levels.Count; j++) Measure("uniform", database.Levels[j], Enumerable.Repeat(j, database.Linears.Count).ToArray());
+        foreach (double t in targets)
+        {
+            double budget = SearchBudget.For(database, kind, t);
+            Measure("dp", t, DpAllocation.Solve(database, sensitivity, budget).Levels);
+            var options = new EvoPressOptions
+            {
+                Generations = s.Generations, Offspring = s.Offspring, Seed = s.Seed, WindowsPerStage = [Math.Min(4, windows.Count), windows.Count],
+            };
+            var state = EvoPressSearch.Run(database.Space, budget, (levels, w) =>
+            {
+                database.Apply(model, levels.ToArray());
+                return fitness.Evaluate(model, w);
+            }, windows.Count, options, SearchBudget.UniformAt(database, budget));
+            database.Restore(model);
+            Measure("evopress", t, state.Parent);
+            if (console.ErrorIsTerminal) console.Log($"target {t}: done");
+        }
+
+        string xLabel = bits ? "average bits per weight (nominal)" : "sparsity";
+        var svg = new LlmPress.Evaluation.SvgPlot { Title = $"KL to the base model vs {xLabel} ({measuredOn})", XLabel = xLabel, YLabel = "KL divergence (nats/token)", LogY = true };
+        foreach (string series in new[] { "uniform", "dp", "evopress" })
+            svg.Add(series, points.Where(p => p.Series == series).OrderBy(p => p.X).Select(p => (p.X, p.Kl)));
+        Directory.CreateDirectory(s.Output);
+        string plotPath = s.Plot ?? Path.Combine(s.Output, "sweep.svg");
+        AtomicFile.WriteAllText(plotPath, svg.ToSvg());
+        var result = new
+        {
+            model = s.Model, database = s.Db, kind = bits ? "bits" : "sparsity", measured_on = measuredOn, plot = plotPath, seconds = clock.Elapsed.TotalSeconds,
+            points = points.Select(p => new { series = p.Series, target = p.Target, x = p.X, kl = p.Kl, perplexity = p.Perplexity }),
+        };
+        AtomicFile.WriteAllText(Path.Combine(s.Output, "sweep.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        if (s.Json)
+        {
+            console.WriteJson(result);
+            return 0;
+        }
+        console.WriteTable($"search sweep ({measuredOn})", [.. points.Select(p => ($"{p.Series} {p.Target:0.###}",
+            $"{(bits ? "bits" : "sparsity")} {p.X:0.###}  KL {p.Kl:0.00000}  perplexity {p.Perplexity:0.###}")), ("plot", plotPath), ("time", $"{clock.Elapsed.TotalSeconds:0.0} s")]);
+        return 0;
+    }
+
+    // --eval text in non-overlapping windows of the calibration length, or the calibration windows themselves.
+    private static IReadOnlyList<int[]> MeasurementWindows(SearchSettings s, LlamaModel model, IReadOnlyList<int[]> calibWindows, out string measuredOn)
+    {
+        measuredOn = "calibration windows";
+        if (s.Eval is null) return calibWindows;
+        var tokenizer = ModelSource.OpenTokenizer(s.Model);
+        int? bos = model.Config.BosTokenId ?? tokenizer.BosTokenId;
+        int[] encoded = tokenizer.Encode(File.ReadAllText(s.Eval));
+        int[] tokens = bos is { } b ? [b, .. encoded] : encoded;
+        int length = calibWindows[0].Length;
+        int count = Math.Min(s.EvalWindows, tokens.Length / length);
+        if (count == 0) throw new CliException($"{s.Eval}: the text yields {tokens.Length} tokens, fewer than one window of {length}.");
+        var list = new List<int[]>();
+        for (int w = 0; w < count; w++) list.Add(tokens[(w * length)..((w + 1) * length)]);
+        measuredOn = $"{s.Eval} ({count} × {length} tokens)";
+        return list;
     }
 
     // Everything that changes the search's trajectory (not --generations: a resumed run may go further).

@@ -32,14 +32,25 @@ public static class DpAllocation
             linears[i] = byName.TryGetValue(database.Linears[i].Name, out var l)
                 ? l : throw new ArgumentException($"The model has no linear {database.Linears[i].Name}; the database belongs to another model.");
         var sensitivity = LinearitySensitivity.Estimate(model, linears, metric, NoiseLevels(database), seed, progress);
-        var errors = new double[linears.Length][];
-        for (int i = 0; i < linears.Length; i++)
+        return Solve(database, sensitivity, budget);
+    }
+
+    /// <summary>Solves for <paramref name="budget"/> with sensitivities already measured (one estimate serves many budgets).</summary>
+    /// <exception cref="ArgumentException">Not one αₗ per linear, or a budget below every configuration.</exception>
+    public static DpAllocationResult Solve(LevelDatabase database, SensitivityResult sensitivity, double budget)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        ArgumentNullException.ThrowIfNull(sensitivity);
+        int count = database.Linears.Count;
+        if (sensitivity.Alpha.Length != count) throw new ArgumentException($"{sensitivity.Alpha.Length} sensitivities for {count} linears.", nameof(sensitivity));
+        var errors = new double[count][];
+        for (int i = 0; i < count; i++)
         {
             errors[i] = new double[database.Levels.Count];
             for (int j = 0; j < errors[i].Length; j++) errors[i][j] = sensitivity.Alpha[i] * database.WeightError(i, j);
         }
         var solution = MultipleChoiceKnapsack.Solve(database.Space.Costs(), errors, budget);
-        var squared = new double[linears.Length];
+        var squared = new double[count];
         for (int i = 0; i < squared.Length; i++) squared[i] = database.WeightError(i, solution.Choices[i]);
         return new DpAllocationResult(solution.Choices, sensitivity, solution, sensitivity.Predict(squared));
     }

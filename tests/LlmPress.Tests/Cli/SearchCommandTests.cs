@@ -167,4 +167,26 @@ public class SearchCommandTests(SearchDatabaseFixture fixture) : IClassFixture<S
         int[] tokens = [1, 400, 57, 300, 22, 9, 481, 77];
         Assert.Equal(base_.Forward(tokens), loaded.Forward(tokens));
     }
+
+    [Fact]
+    public void Sweep_MeasuresUniformDpAndEvoPress_AndPlotsThem()
+    {
+        using var dir = new TempDirectory();
+        string output = dir.File("sweep"), plot = dir.File("plot.svg");
+        var report = RunJson(["search", Model, "--db", fixture.Database, "--sweep", "2.5,3", "--plot", plot, "-o", output, "--calib", Text,
+            "--calib-samples", "8", "--calib-seq-len", "64", "--generations", "3", "--offspring", "4", "--json"]);
+        var points = report.GetProperty("points").EnumerateArray().ToArray();
+        Assert.Equal(3, points.Count(p => p.GetProperty("series").GetString() == "uniform"));
+        Assert.Equal(2, points.Count(p => p.GetProperty("series").GetString() == "dp"));
+        Assert.Equal(2, points.Count(p => p.GetProperty("series").GetString() == "evopress"));
+        // Every searched point stays within its target's budget; uniform KL falls with the bits.
+        foreach (var p in points.Where(p => p.GetProperty("series").GetString() != "uniform"))
+            Assert.True(p.GetProperty("x").GetDouble() <= p.GetProperty("target").GetDouble() + 1e-12);
+        var uniform = points.Where(p => p.GetProperty("series").GetString() == "uniform").Select(p => p.GetProperty("kl").GetDouble()).ToArray();
+        Assert.True(uniform[0] > uniform[1] && uniform[1] > uniform[2]);
+        string svg = File.ReadAllText(plot);
+        Assert.StartsWith("<svg", svg.TrimStart());
+        foreach (var name in new[] { "uniform", "dp", "evopress" }) Assert.Contains(name, svg);
+        Assert.True(File.Exists(Path.Combine(output, "sweep.json")));
+    }
 }
