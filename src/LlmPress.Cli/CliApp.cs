@@ -21,6 +21,7 @@ public static class CliApp
         root.Subcommands.Add(QuantizeCommand.Create(console));
         root.Subcommands.Add(PruneCommand.Create(console));
         root.Subcommands.Add(LevelsCommand.Create(console));
+        root.Subcommands.Add(SearchCommand.Create(console));
         root.Subcommands.Add(ExportCommand.Create(console));
         root.Subcommands.Add(ServeCommand.Create(console));
         var parse = root.Parse(args);
