@@ -9,6 +9,7 @@ using LlmPress.Numerics;
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
+//        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
@@ -113,6 +114,31 @@ if (what == "tune")
 if (what == "prefill-profile")
 {
     LlmPress.Bench.PrefillProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 3);
+    return 0;
+}
+if (what == "decode-stages")
+{
+    LlmPress.Bench.DecodeStages.Run(args.Length > 1 ? int.Parse(args[1]) : 64, args.Length > 2 ? int.Parse(args[2]) : Environment.ProcessorCount);
+    return 0;
+}
+if (what == "attn-decode")
+{
+    // One decode step of attention (9 heads / 3 KV heads, head_dim 64) over a cache of N positions, 1 thread.
+    Parallelism.MaxThreads = 1;
+    int keys = args.Length > 1 ? int.Parse(args[1]) : 96;
+    var rng = new Random(1);
+    var q = KernelBenchmark.Random(rng, 9 * 64);
+    var k = KernelBenchmark.Random(rng, keys * 3 * 64);
+    var v = KernelBenchmark.Random(rng, keys * 3 * 64);
+    var o = new float[9 * 64];
+    double best = double.MaxValue;
+    for (int r = 0; r < 200; r++)
+    {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < 100; i++) LlmPress.Models.CausalAttention.Forward(q, k, v, 1, keys - 1, 9, 3, 64, null, o);
+        best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / 100);
+    }
+    Console.WriteLine($"attention decode over {keys} keys: {best:F2} µs/call");
     return 0;
 }
 if (what == "prefill-window")

@@ -47,26 +47,13 @@ internal static unsafe class QuantizedGemv
         bool avx512 = KernelDispatch.Level == KernelLevel.Avx512;
         int k = w.Cols;
         // 4-bit: the activations reordered per 32-column chunk as [16 even columns, 16 odd columns], [m, chunks·32].
-        float[]? permuted = avx512 && w.Bits == 4 && k >= 32 ? ArrayPool<float>.Shared.Rent(m * (k / 32) * 32) : null;
+        int permutedLength = PermutedLength(w.Bits, m, k, avx512);
+        float[]? permuted = permutedLength > 0 ? ArrayPool<float>.Shared.Rent(permutedLength) : null;
         try
         {
             fixed (float* xp = permuted)
             {
-                if (permuted is not null)
-                {
-                    int chunks = k / 32;
-                    for (int i = 0; i < m; i++)
-                        for (int c = 0; c < chunks; c++)
-                        {
-                            float* src = x + (nint)i * k + c * 32;
-                            float* dst = xp + ((nint)i * chunks + c) * 32;
-                            for (int j = 0; j < 16; j++)
-                            {
-                                dst[j] = src[2 * j];
-                                dst[16 + j] = src[2 * j + 1];
-                            }
-                        }
-                }
+                if (permuted is not null) PermuteActivations(x, m, k, xp);
                 long bytes = w.Codes.LongLength;
                 int threads = parallel && bytes >= 1 << 16 ? Parallelism.MaxThreads : 1;
                 if (threads <= 1 || w.Rows < 8)
@@ -84,7 +71,28 @@ internal static unsafe class QuantizedGemv
         }
     }
 
-    private static void Rows(QuantizedMatrix w, float* x, float* xp, int m, float* y, int r0, int r1, bool avx512)
+    /// <summary>Size of the reordered activations the AVX-512 4-bit kernels read ([m, k/32·32]), or 0 when none are needed.</summary>
+    internal static int PermutedLength(int bits, int m, int k, bool avx512) => avx512 && bits == 4 && k >= 32 ? m * (k / 32) * 32 : 0;
+
+    /// <summary>x: [m, k] → xp: [m, k/32·32], each 32-column chunk reordered as [16 even columns, 16 odd columns].</summary>
+    internal static void PermuteActivations(float* x, int m, int k, float* xp)
+    {
+        int chunks = k / 32;
+        for (int i = 0; i < m; i++)
+            for (int c = 0; c < chunks; c++)
+            {
+                float* src = x + (nint)i * k + c * 32;
+                float* dst = xp + ((nint)i * chunks + c) * 32;
+                for (int j = 0; j < 16; j++)
+                {
+                    dst[j] = src[2 * j];
+                    dst[16 + j] = src[2 * j + 1];
+                }
+            }
+    }
+
+    /// <summary>y[i, r] for rows [r0, r1) (y: [m, W.Rows]); r0 a multiple of 4 so each row takes the same path on any split.</summary>
+    internal static void Rows(QuantizedMatrix w, float* x, float* xp, int m, float* y, int r0, int r1, bool avx512)
     {
         if (avx512 && w.Bits == 4) Avx512Rows4(w, x, xp, m, y, r0, r1);
         else if (avx512) Avx512Rows8(w, x, m, y, r0, r1);
