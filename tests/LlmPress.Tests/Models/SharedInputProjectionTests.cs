@@ -109,4 +109,18 @@ public class SharedInputProjectionTests
         Assert.Equal(expected, outputs[1]);
         Assert.NotEqual(before, outputs[1]);
     }
+
+    [Fact]
+    public void DecodeBytesCountEveryWeightTheHeadAndTheCache()
+    {
+        var config = RandomModel.SmolLM2Shape with { LayerCount = 2, VocabSize = 300 };
+        var model = RandomModel.Create(config, DType.BF16);
+        long weights = 0;
+        foreach (var layer in model.Layers)
+            foreach (var linear in layer.Linears) weights += (long)linear.OutFeatures * linear.InFeatures * 2;
+        long head = 300L * 576 * 2;
+        // 32-token prompt, 64 steps: timed steps attend over 34 … 96 positions, 65 on average; K and V, FP32, 2 layers.
+        long cache = 2L * 2 * 65 * config.KvDim * 4;
+        Assert.Equal(weights + head + cache, LlmPress.Evaluation.SpeedBenchmark.DecodeBytesPerToken(model, 32, 64));
+    }
 }
