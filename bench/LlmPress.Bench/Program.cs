@@ -218,17 +218,8 @@ if (what == "handoff")
     long s0 = System.Diagnostics.Stopwatch.GetTimestamp();
     for (int i = 0; i < 10000; i++) for (int c = 0; c < 8; c++) body(c);
     double serial = System.Diagnostics.Stopwatch.GetElapsedTime(s0).TotalMicroseconds / 10000;
-    var spin = new double[200];
-    var job = new LlmPress.Bench.SqrtJob(sink);
-    for (int r = 0; r < spin.Length; r++)
-    {
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        for (int i = 0; i < 100; i++) SpinForkJoin.Run(job, 8, 2);
-        spin[r] = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / 100;
-    }
     Array.Sort(us);
-    Array.Sort(spin);
-    Console.WriteLine($"Parallel.For(8 chunks, 2 threads): best {us[0]:F2} µs, median {us[100]:F2} µs per call; SpinForkJoin best {spin[0]:F2} median {spin[100]:F2}; same work serial {serial:F2} µs");
+    Console.WriteLine($"Parallel.For(8 chunks, 2 threads): best {us[0]:F2} µs, median {us[100]:F2} µs per call; same work serial {serial:F2} µs");
     return 0;
 }
 if (what == "attn-decode")

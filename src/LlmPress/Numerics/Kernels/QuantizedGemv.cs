@@ -21,14 +21,17 @@ namespace LlmPress.Numerics.Kernels;
 /// </remarks>
 internal static unsafe class QuantizedGemv
 {
-    private sealed class Job : IChunkJob
+    private sealed class Job
     {
         public QuantizedMatrix W = null!;
         public nint X, Xp, Y;
         public int M, Chunks;
         public bool Avx512;
+        public readonly Action<int> Body;
 
-        public void RunChunk(int chunk)
+        public Job() => Body = RunChunk;
+
+        private void RunChunk(int chunk)
         {
             // Boundaries at multiples of 4 rows, so a row is always decoded by the same path (the 4-row one or the
             // single-row tail) whatever the thread count: the results stay bit-identical.
@@ -59,7 +62,7 @@ internal static unsafe class QuantizedGemv
                     return;
                 }
                 var job = new Job { W = w, X = (nint)x, Xp = (nint)xp, Y = (nint)y, M = m, Avx512 = avx512, Chunks = Math.Min(w.Rows / 4, 4 * threads) };
-                SpinForkJoin.Run(job, job.Chunks, threads);
+                Parallel.For(0, job.Chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Body);
             }
         }
         finally

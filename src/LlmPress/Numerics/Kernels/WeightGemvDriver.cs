@@ -3,12 +3,15 @@ namespace LlmPress.Numerics.Kernels;
 /// <summary>Splits a weight GEMV over blocks of output rows (multiples of 4) across threads.</summary>
 internal static unsafe class WeightGemvDriver
 {
-    private sealed class Job : IChunkJob
+    private sealed class Job
     {
         public DType Type;
         public nint W, A, C;
         public int N, K, M, Chunks;
         public bool Accumulate, Avx512;
+        public readonly Action<int> Body;
+
+        public Job() => Body = RunChunk;
 
         public void RunChunk(int chunk)
         {
@@ -36,7 +39,7 @@ internal static unsafe class WeightGemvDriver
             // Several chunks per thread so a thread slowed by other work does not hold up the rest.
             Chunks = Math.Min((n + 3) / 4, 4 * threads),
         };
-        SpinForkJoin.Run(job, job.Chunks, threads);
+        Parallel.For(0, job.Chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Body);
     }
 
     /// <summary>c[i, j] for weight rows j in [r0, r1); r0 a multiple of 4 so each row takes the same path on any split.</summary>
