@@ -10,6 +10,9 @@ using LlmPress.Numerics;
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
 //        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
+//        ... -- decode-tps [threads] [runs]                 (decode tokens/s per weight form + per-token min/p10/p50)
+//        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
+//        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
