@@ -158,8 +158,8 @@ internal static unsafe class QuantizedGemv
             int rStart = r0;
             if (m == 1 && !halves && integerLevels && groups <= 4096)
                 rStart = Int4DecodeFourRows(w, codes, scales, zerosPtr, x, xp, y, r0, r1);
-            else if (m == 1 && !integerLevels && zerosPtr == null)
-                rStart = LevelDecodeFourRows(w, codes, scales, levels, x, xp, y, r0, r1, halves);
+            else if (m == 1 && !integerLevels && zerosPtr == null && !halves)
+                rStart = LevelDecodeFourRows(w, codes, scales, levels, x, xp, y, r0, r1);
             for (int r = rStart; r < r1; r++)
             {
                 byte* rowCodes = codes + (nint)r * w.RowBytes;
@@ -328,63 +328,48 @@ internal static unsafe class QuantizedGemv
     }
 
     /// <summary>
-    /// Decode (m = 1) of 4-bit rows with a level table and no zero points (MXFP4, NVFP4) four rows at a time: each
-    /// 32-column chunk of x is loaded once for four rows, whose accumulators are independent (a single row's
-    /// per-group scale FMA is a dependency chain that left the core waiting). Levels are looked up with one
-    /// in-register permute per 16 codes. Whole groups (multiples of 32 columns): Σ s_g·Σ level·x, the scale applied
-    /// once per group; groups of 16: lanes 0–7 of a chunk's sums belong to group 2c, lanes 8–15 to 2c + 1, so the two
-    /// scales are spread over their lanes and applied per chunk. Returns the first row it did not do (the last
+    /// Decode (m = 1) of 4-bit rows with a level table, no zero points and whole groups of a multiple of 32 columns
+    /// (MXFP4) four rows at a time: each 32-column chunk of x is loaded once for four rows, whose accumulators are
+    /// independent (a single row's per-group scale FMA, every chunk at groups of 32, is a dependency chain that left
+    /// the core waiting: 69 → 16 µs for a [576×576] MXFP4 GEMV on one Zen 4 core). Levels are looked up with one
+    /// in-register permute per 16 codes; Σ s_g·Σ level·x, the scale applied once per group. Groups of 16 (NVFP4) stay
+    /// on the single-row path: four rows at a time was faster from cache but slower end to end, where each row brings
+    /// a second stream (its scales, half the size of its codes). Returns the first row it did not do (the last
     /// r1 − r0 mod 4).
     /// </summary>
     private static int LevelDecodeFourRows(QuantizedMatrix w, byte* codes, float* scales, Vector512<float> levels, float* x, float* xp,
-        float* y, int r0, int r1, bool halves)
+        float* y, int r0, int r1)
     {
         int k = w.Cols, chunks = k / 32, groups = w.Groups;
-        int chunksPerGroup = halves ? 1 : Math.Max(1, w.GroupSize / 32);
+        int chunksPerGroup = Math.Max(1, w.GroupSize / 32);
         nint rowBytes = w.RowBytes;
         var mask = Vector512.Create(15);
-        var spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
         int r = r0;
         for (; r + 4 <= r1; r += 4)
         {
             byte* p0 = codes + r * rowBytes, p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
             float* s0 = scales + (nint)r * groups, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
             Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
-            if (halves)
+            for (int g = 0, cs = 0; cs < chunks; cs += chunksPerGroup, g++)
             {
-                for (int c = 0; c < chunks; c++)
+                int ce = Math.Min(chunks, cs + chunksPerGroup);
+                var xe = Vector512.Load(xp + cs * 32);
+                var xo = Vector512.Load(xp + cs * 32 + 16);
+                Vector512<float> a0 = ChunkSum(p0, cs, levels, mask, xe, xo), a1 = ChunkSum(p1, cs, levels, mask, xe, xo);
+                Vector512<float> a2 = ChunkSum(p2, cs, levels, mask, xe, xo), a3 = ChunkSum(p3, cs, levels, mask, xe, xo);
+                for (int c = cs + 1; c < ce; c++)
                 {
-                    var xe = Vector512.Load(xp + c * 32);
-                    var xo = Vector512.Load(xp + c * 32 + 16);
-                    t0 = Avx512F.FusedMultiplyAdd(ChunkSum(p0, c, levels, mask, xe, xo), HalfScales(s0, c, spread), t0);
-                    t1 = Avx512F.FusedMultiplyAdd(ChunkSum(p1, c, levels, mask, xe, xo), HalfScales(s1, c, spread), t1);
-                    t2 = Avx512F.FusedMultiplyAdd(ChunkSum(p2, c, levels, mask, xe, xo), HalfScales(s2, c, spread), t2);
-                    t3 = Avx512F.FusedMultiplyAdd(ChunkSum(p3, c, levels, mask, xe, xo), HalfScales(s3, c, spread), t3);
+                    xe = Vector512.Load(xp + c * 32);
+                    xo = Vector512.Load(xp + c * 32 + 16);
+                    a0 += ChunkSum(p0, c, levels, mask, xe, xo);
+                    a1 += ChunkSum(p1, c, levels, mask, xe, xo);
+                    a2 += ChunkSum(p2, c, levels, mask, xe, xo);
+                    a3 += ChunkSum(p3, c, levels, mask, xe, xo);
                 }
-            }
-            else
-            {
-                for (int g = 0, cs = 0; cs < chunks; cs += chunksPerGroup, g++)
-                {
-                    int ce = Math.Min(chunks, cs + chunksPerGroup);
-                    var xe = Vector512.Load(xp + cs * 32);
-                    var xo = Vector512.Load(xp + cs * 32 + 16);
-                    Vector512<float> a0 = ChunkSum(p0, cs, levels, mask, xe, xo), a1 = ChunkSum(p1, cs, levels, mask, xe, xo);
-                    Vector512<float> a2 = ChunkSum(p2, cs, levels, mask, xe, xo), a3 = ChunkSum(p3, cs, levels, mask, xe, xo);
-                    for (int c = cs + 1; c < ce; c++)
-                    {
-                        xe = Vector512.Load(xp + c * 32);
-                        xo = Vector512.Load(xp + c * 32 + 16);
-                        a0 += ChunkSum(p0, c, levels, mask, xe, xo);
-                        a1 += ChunkSum(p1, c, levels, mask, xe, xo);
-                        a2 += ChunkSum(p2, c, levels, mask, xe, xo);
-                        a3 += ChunkSum(p3, c, levels, mask, xe, xo);
-                    }
-                    t0 = Avx512F.FusedMultiplyAdd(a0, Vector512.Create(s0[g]), t0);
-                    t1 = Avx512F.FusedMultiplyAdd(a1, Vector512.Create(s1[g]), t1);
-                    t2 = Avx512F.FusedMultiplyAdd(a2, Vector512.Create(s2[g]), t2);
-                    t3 = Avx512F.FusedMultiplyAdd(a3, Vector512.Create(s3[g]), t3);
-                }
+                t0 = Avx512F.FusedMultiplyAdd(a0, Vector512.Create(s0[g]), t0);
+                t1 = Avx512F.FusedMultiplyAdd(a1, Vector512.Create(s1[g]), t1);
+                t2 = Avx512F.FusedMultiplyAdd(a2, Vector512.Create(s2[g]), t2);
+                t3 = Avx512F.FusedMultiplyAdd(a3, Vector512.Create(s3[g]), t3);
             }
             y[r] = Tail(w, x, r, chunks * 32, Vector512.Sum(t0));
             y[r + 1] = Tail(w, x, r + 1, chunks * 32, Vector512.Sum(t1));
@@ -404,11 +389,6 @@ internal static unsafe class QuantizedGemv
         var sum = Avx512F.PermuteVar16x32(levels, q & mask) * xe;
         return Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(levels, Avx512F.ShiftRightLogical(q, 4)), xo, sum);
     }
-
-    // Groups of 16: the scales of groups 2c (lanes 0–7) and 2c + 1 (lanes 8–15), loaded together and spread by one permute.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> HalfScales(float* rowScales, int chunk, Vector512<int> spread) =>
-        Avx512F.PermuteVar16x32(Vector128.CreateScalar(*(double*)(rowScales + 2 * chunk)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), spread);
 
     // sum + Σ x[col]·W[r, col] over the columns past the last full chunk (scalar decoder), added in column order.
     private static float Tail(QuantizedMatrix w, float* x, int r, int from, float sum)
