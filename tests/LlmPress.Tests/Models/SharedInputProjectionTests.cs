@@ -4,6 +4,7 @@ using LlmPress.Tests.Numerics;
 
 namespace LlmPress.Tests.Models;
 
+[Collection(GlobalSettingsCollection.Name)] // sets Parallelism.MaxThreads
 public class SharedInputProjectionTests
 {
     private static WeightView RandomWeight(Random random, int rows, int cols, DType type)
@@ -58,15 +59,12 @@ public class SharedInputProjectionTests
     {
         const int inFeatures = 260; // eight 32-column chunks and a 4-column tail (rotated sets: padded to 320)
         var layers = Build(set, inFeatures);
-        int saved = Parallelism.MaxThreads;
-        try
-        {
-            foreach (var level in NumericsTestUtil.Levels())
-                using (NumericsTestUtil.Force(level))
-                    foreach (int threads in new[] { 1, 2, 3 })
+        foreach (var level in NumericsTestUtil.Levels())
+            using (NumericsTestUtil.Force(level))
+                foreach (int threads in new[] { 1, 2, 3 })
+                    using (NumericsTestUtil.Threads(threads))
                         foreach (int tokens in new[] { 1, 2, 7, 32, 40 }) // 40: past the GEMV limits, so each layer runs alone
                         {
-                            Parallelism.MaxThreads = threads;
                             var random = new Random(tokens);
                             var x = new float[tokens * inFeatures];
                             for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
@@ -80,11 +78,6 @@ public class SharedInputProjectionTests
                                 Assert.True(alone.AsSpan().SequenceEqual(shared[j]), $"{set}, {level}, {threads} threads, {tokens} tokens, member {j}");
                             }
                         }
-        }
-        finally
-        {
-            Parallelism.MaxThreads = saved;
-        }
     }
 
     [Fact]
