@@ -10,6 +10,10 @@ using LlmPress.Numerics;
 //        ... -- tune ROUNDS SIZE THREADS KC,MC,NC ...   (sweeps GEMM blocking)
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
+//        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
+//        ... -- decode-tps [threads] [runs]                 (decode tokens/s per weight form + per-token min/p10/p50)
+//        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
+//        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
@@ -120,6 +124,132 @@ if (what == "tune")
 if (what == "prefill-profile")
 {
     LlmPress.Bench.PrefillProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 3);
+    return 0;
+}
+if (what == "decode-stages")
+{
+    LlmPress.Bench.DecodeStages.Run(args.Length > 1 ? int.Parse(args[1]) : 64, args.Length > 2 ? int.Parse(args[2]) : Environment.ProcessorCount);
+    return 0;
+}
+if (what == "decode-tps")
+{
+    // Decode tokens/s per weight form, as `llmpress bench` measures it (64 steps after a 32-token prompt), RUNS runs each:
+    // prints every run, so before/after builds can be interleaved and compared by median.
+    Parallelism.MaxThreads = args.Length > 1 ? int.Parse(args[1]) : Environment.ProcessorCount;
+    int runs = args.Length > 2 ? int.Parse(args[2]) : 5;
+    var config = LlmPress.Models.RandomModel.SmolLM2Shape;
+    foreach (var form in new[] { "bf16", "int4", "mxfp4", "nvfp4" })
+    {
+        var model = LlmPress.Models.RandomModel.Create(config, DType.BF16);
+        if (form != "bf16")
+            LlmPress.Quantization.PackedModel.QuantizeInPlace(model, form switch
+            {
+                "int4" => LlmPress.Quantization.QuantFormat.Int(4, 128),
+                "mxfp4" => LlmPress.Quantization.QuantFormat.Mxfp4(),
+                _ => LlmPress.Quantization.QuantFormat.Nvfp4(),
+            });
+        var tps = new double[runs];
+        for (int i = 0; i < runs; i++) tps[i] = LlmPress.Evaluation.SpeedBenchmark.MeasureDecode(model, 32, 64);
+        // Per-token wall times of 192 steps after a 32-token prompt: the fastest tokens are the least disturbed by other
+        // processes time-sharing the cores (p10 and min are steadier than a run's mean on a busy machine).
+        var cache = new LlmPress.Models.KvCache(config, 32 + 200);
+        var scratch = new LlmPress.Models.ForwardScratch(config);
+        var logits = new float[config.VocabSize];
+        var prompt = new int[32];
+        for (int i = 0; i < prompt.Length; i++) prompt[i] = (i * 7919) % config.VocabSize;
+        model.ForwardHidden(prompt, scratch, cache);
+        int[] next = [1];
+        var ms = new double[192];
+        for (int i = 0; i < ms.Length; i++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            model.ComputeLogits(model.ForwardHidden(next, scratch, cache), 1, logits);
+            next[0] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits);
+            ms[i] = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Array.Sort(ms);
+        var sorted = (double[])tps.Clone();
+        Array.Sort(sorted);
+        Console.WriteLine($"{form,-6} bench median {sorted[runs / 2],6:F1} best {sorted[^1],6:F1} tokens/s | per token min {ms[0]:F2} p10 {ms[19]:F2} p50 {ms[96]:F2} ms (p10 → {1000 / ms[19]:F0} tokens/s)");
+    }
+    return 0;
+}
+if (what == "gemv")
+{
+    // One decode GEMV (m = 1) per linear of layer 0 and the LM head, per weight form, 1 thread: best µs per call (the
+    // weights of one linear stay in L2/L3 across calls, so this is the kernel's compute speed, not memory's).
+    Parallelism.MaxThreads = args.Length > 1 ? int.Parse(args[1]) : 1;
+    var config = LlmPress.Models.RandomModel.SmolLM2Shape with { LayerCount = 1 };
+    foreach (var form in new[] { "bf16", "int4", "mxfp4", "nvfp4" })
+    {
+        var model = LlmPress.Models.RandomModel.Create(config, DType.BF16);
+        if (form != "bf16")
+            LlmPress.Quantization.PackedModel.QuantizeInPlace(model, form switch
+            {
+                "int4" => LlmPress.Quantization.QuantFormat.Int(4, 128),
+                "mxfp4" => LlmPress.Quantization.QuantFormat.Mxfp4(),
+                _ => LlmPress.Quantization.QuantFormat.Nvfp4(),
+            });
+        var line = new System.Text.StringBuilder($"{form,-6}");
+        foreach (var layer in new[] { model.Layers[0].QueryProj, model.Layers[0].OutputProj, model.Layers[0].UpProj, model.Layers[0].DownProj, model.LmHead })
+        {
+            var x = new float[layer.InFeatures];
+            for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
+            var y = new float[layer.OutFeatures];
+            int reps = layer.OutFeatures > 10000 ? 3 : 50;
+            double best = double.MaxValue;
+            for (int i = 0; i < 200; i++) layer.Forward(x, 1, y); // past the JIT's tiering
+            Thread.Sleep(200);
+            for (int r = 0; r < 40; r++)
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                for (int i = 0; i < reps; i++) layer.Forward(x, 1, y);
+                best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / reps);
+            }
+            line.Append($" | {layer.Name.Split('.')[^1]} {best,7:F1} µs {layer.WeightBytes / best / 1e3,5:F1} GB/s");
+        }
+        Console.WriteLine(line);
+    }
+    return 0;
+}
+if (what == "handoff")
+{
+    // Cost of one Parallel.For over 8 tiny chunks on 2 threads (the decode GEMVs' fork-join), best and median of batches.
+    var options = new ParallelOptions { MaxDegreeOfParallelism = 2 };
+    var sink = new double[8];
+    Action<int> body = i => { double v = 0; for (int j = 0; j < 200; j++) v += Math.Sqrt(j + i); sink[i] = v; };
+    var us = new double[200];
+    for (int r = 0; r < us.Length; r++)
+    {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < 100; i++) Parallel.For(0, 8, options, body);
+        us[r] = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / 100;
+    }
+    long s0 = System.Diagnostics.Stopwatch.GetTimestamp();
+    for (int i = 0; i < 10000; i++) for (int c = 0; c < 8; c++) body(c);
+    double serial = System.Diagnostics.Stopwatch.GetElapsedTime(s0).TotalMicroseconds / 10000;
+    Array.Sort(us);
+    Console.WriteLine($"Parallel.For(8 chunks, 2 threads): best {us[0]:F2} µs, median {us[100]:F2} µs per call; same work serial {serial:F2} µs");
+    return 0;
+}
+if (what == "attn-decode")
+{
+    // One decode step of attention (9 heads / 3 KV heads, head_dim 64) over a cache of N positions, 1 thread.
+    Parallelism.MaxThreads = 1;
+    int keys = args.Length > 1 ? int.Parse(args[1]) : 96;
+    var rng = new Random(1);
+    var q = KernelBenchmark.Random(rng, 9 * 64);
+    var k = KernelBenchmark.Random(rng, keys * 3 * 64);
+    var v = KernelBenchmark.Random(rng, keys * 3 * 64);
+    var o = new float[9 * 64];
+    double best = double.MaxValue;
+    for (int r = 0; r < 200; r++)
+    {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < 100; i++) LlmPress.Models.CausalAttention.Forward(q, k, v, 1, keys - 1, 9, 3, 64, null, o);
+        best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / 100);
+    }
+    Console.WriteLine($"attention decode over {keys} keys: {best:F2} µs/call");
     return 0;
 }
 if (what == "prefill-window")

@@ -29,6 +29,23 @@ public static class SpeedBenchmark
         return windowLength / best;
     }
 
+    /// <summary>
+    /// Bytes a decode step of <see cref="MeasureDecode"/> has to read from memory, on average over its timed steps:
+    /// every decoder linear's weight (packed codes, scales and zero points, or the stored weight), the LM head, and the
+    /// keys and values cached so far in every layer (FP32). Activations, norms and the one embedding row are left out
+    /// (under 0.1% here). Divided into the memory bandwidth, this is the tokens/s bound the decode is measured against.
+    /// </summary>
+    public static long DecodeBytesPerToken(LlamaModel model, int promptLength = 32, int steps = 32)
+    {
+        long bytes = model.LmHead.WeightBytes;
+        foreach (var layer in model.Layers)
+            foreach (var linear in layer.Linears) bytes += linear.WeightBytes;
+        // Timed steps attend over promptLength + 2 … promptLength + steps positions (after the warm-up step): the mean.
+        double positions = promptLength + (steps + 2) / 2.0;
+        var c = model.Config;
+        return bytes + (long)(2.0 * c.LayerCount * positions * c.KvDim * sizeof(float));
+    }
+
     /// <summary>Decode tokens/s: <paramref name="steps"/> single-token steps after a <paramref name="promptLength"/>-token prefill.</summary>
     public static double MeasureDecode(LlamaModel model, int promptLength = 32, int steps = 32)
     {

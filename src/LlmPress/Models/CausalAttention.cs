@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using LlmPress.Numerics;
 using LlmPress.Numerics.Kernels;
 
@@ -47,6 +48,11 @@ public static unsafe class CausalAttention
         int window = slidingWindow ?? int.MaxValue;
 
         // Decode and short prompts: a GEMM call's packing costs more than the products themselves.
+        if (tokenCount < DirectMaxQueries && KernelDispatch.Level == KernelLevel.Avx512 && headDim % 16 == 0)
+        {
+            DecodeGroups(queries, keys, values, tokenCount, startPosition, headCount, kvHeadCount, headDim, window, scale, output);
+            return;
+        }
         if (tokenCount < DirectMaxQueries)
         {
             void RunHead(int head) => DirectHead(queries.Span, keys.Span, values.Span, tokenCount, startPosition, head, head / groupSize,
@@ -378,6 +384,125 @@ public static unsafe class CausalAttention
 
     /// <summary>Query counts below this use dot products per key instead of two GEMMs per block.</summary>
     private const int DirectMaxQueries = 4;
+
+    /// <summary>
+    /// Decode (a few queries), AVX-512, headDim a multiple of 16: per query token and KV head, the group of query heads
+    /// sharing that KV head is done together, so each cached key and value row is read once for the group:
+    /// s[h, j] = scale · q_h·k_j (16 lanes per step, one horizontal sum per score), p = exp(s − max) per head, then
+    /// o_h = Σ_j p[h, j] · v_j / Σ_j p[h, j]. One thread, fixed order: the result does not depend on the thread count.
+    /// </summary>
+    private static void DecodeGroups(ReadOnlyMemory<float> queries, ReadOnlyMemory<float> keys, ReadOnlyMemory<float> values,
+        int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale, Memory<float> output)
+    {
+        int keyCount = startPosition + tokenCount;
+        void Run(int kvHead) => DecodeGroup(queries.Span, keys.Span, values.Span, tokenCount, startPosition, headCount, kvHeadCount,
+            headDim, window, scale, kvHead, output.Span);
+        // KV heads are independent; a thread hand-off pays only for long caches (~1M multiply-adds per call: 1,800 keys
+        // at 9 heads of 64).
+        if (Parallelism.MaxThreads == 1 || kvHeadCount == 1 || (long)keyCount * headDim * headCount * tokenCount < 1 << 20)
+            for (int g = 0; g < kvHeadCount; g++) Run(g);
+        else
+            Parallel.For(0, kvHeadCount, Parallelism.Options, Run);
+    }
+
+    /// <summary>The query heads of KV head <paramref name="kvHead"/> for every query token (see <see cref="DecodeGroups"/>).</summary>
+    private static void DecodeGroup(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
+        int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale, int kvHead, Span<float> output)
+    {
+        int queryStride = headCount * headDim, kvStride = kvHeadCount * headDim, gs = headCount / kvHeadCount;
+        int keyCount = startPosition + tokenCount;
+        float[] scoreBuffer = ArrayPool<float>.Shared.Rent(gs * keyCount); // [gs, visible keys]
+        try
+        {
+            float* inverseSums = stackalloc float[gs]; // 1 / Σ_j p[h, j]
+            fixed (float* pq = queries, pk = keys, pv = values, po = output, ps = scoreBuffer)
+            {
+                for (int t = 0; t < tokenCount; t++)
+                {
+                    int pos = startPosition + t;
+                    int lo = window == int.MaxValue ? 0 : Math.Max(0, pos - window + 1), n = pos + 1 - lo;
+                    float* q = pq + (nint)t * queryStride + kvHead * gs * headDim; // [gs, headDim]
+                    float* o = po + (nint)t * queryStride + kvHead * gs * headDim;
+                    float* k0 = pk + (nint)lo * kvStride + kvHead * headDim, v0 = pv + (nint)lo * kvStride + kvHead * headDim;
+                    GroupScores(q, k0, kvStride, n, gs, headDim, scale, ps);
+                    for (int h = 0; h < gs; h++)
+                        inverseSums[h] = 1f / ExponentiateShifted(new Span<float>(ps + (nint)h * n, n));
+                    GroupOutput(v0, kvStride, n, gs, headDim, ps, inverseSums, o);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scoreBuffer);
+        }
+    }
+
+    /// <summary>s[h, j] = scale · q_h·k_j for j &lt; n; q: [gs, d], k rows kvStride apart, s: [gs, n].</summary>
+    private static void GroupScores(float* q, float* k, int kvStride, int n, int gs, int d, float scale, float* s)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            float* kj = k + (nint)j * kvStride;
+            for (int h = 0; h < gs; h++)
+            {
+                float* qh = q + h * d;
+                var a0 = Vector512.Load(qh) * Vector512.Load(kj);
+                var a1 = Vector512<float>.Zero;
+                int e = 16;
+                for (; e + 32 <= d; e += 32)
+                {
+                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e), Vector512.Load(kj + e), a1);
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e + 16), Vector512.Load(kj + e + 16), a0);
+                }
+                if (e < d) a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e), Vector512.Load(kj + e), a1);
+                s[(nint)h * n + j] = scale * Vector512.Sum(a0 + a1);
+            }
+        }
+    }
+
+    /// <summary>
+    /// o_h = (Σ_j p[h, j] · v_j) · inverseSums[h] for h &lt; gs; p: [gs, n], o: [gs, d]. Accumulated up to 64 columns
+    /// at a time in registers, keys in order.
+    /// </summary>
+    private static void GroupOutput(float* v, int kvStride, int n, int gs, int d, float* p, float* inverseSums, float* o)
+    {
+        for (int h = 0; h < gs; h++)
+        {
+            float* ph = p + (nint)h * n;
+            var inverse = Vector512.Create(inverseSums[h]);
+            for (int e = 0; e < d; e += 64)
+            {
+                // Up to four 16-column slices of the head per pass over the keys.
+                int width = Math.Min(64, d - e);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* ve = v + e;
+                if (width == 64)
+                    for (int j = 0; j < n; j++)
+                    {
+                        var pj = Vector512.Create(ph[j]);
+                        float* vj = ve + (nint)j * kvStride;
+                        a0 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj), a0);
+                        a1 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 16), a1);
+                        a2 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 32), a2);
+                        a3 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 48), a3);
+                    }
+                else
+                    for (int j = 0; j < n; j++)
+                    {
+                        var pj = Vector512.Create(ph[j]);
+                        float* vj = ve + (nint)j * kvStride;
+                        a0 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj), a0);
+                        if (width > 16) a1 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 16), a1);
+                        if (width > 32) a2 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 32), a2);
+                    }
+                float* oe = o + h * d + e;
+                (a0 * inverse).Store(oe);
+                if (width > 16) (a1 * inverse).Store(oe + 16);
+                if (width > 32) (a2 * inverse).Store(oe + 32);
+                if (width > 48) (a3 * inverse).Store(oe + 48);
+            }
+        }
+    }
 
     /// <summary>One head for a few queries: scores by dot products, then output = Σ p_j · v_j.</summary>
     private static void DirectHead(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,

@@ -105,9 +105,7 @@ public sealed class DecoderLayer
         var c = _config;
         int n = tokenCount;
         ReadOnlySpan<float> normed = scratch.Normed.AsSpan(0, n * c.HiddenSize);
-        Project(QueryProj, normed, n, scratch.Query, observer);
-        Project(KeyProj, normed, n, scratch.Key, observer);
-        Project(ValueProj, normed, n, scratch.Value, observer);
+        ProjectShared([QueryProj, KeyProj, ValueProj], normed, n, [scratch.Query, scratch.Key, scratch.Value], observer);
         _rope.Apply(scratch.Query.AsSpan(0, n * c.QueryDim), n, c.HeadCount, startPosition);
         _rope.Apply(scratch.Key.AsSpan(0, n * c.KvDim), n, c.KvHeadCount, startPosition);
 
@@ -143,8 +141,7 @@ public sealed class DecoderLayer
     public void ActivateMlp(int tokenCount, ForwardScratch scratch, LinearInputObserver? observer = null)
     {
         ReadOnlySpan<float> normed = scratch.Normed.AsSpan(0, tokenCount * _config.HiddenSize);
-        Project(GateProj, normed, tokenCount, scratch.Gate, observer);
-        Project(UpProj, normed, tokenCount, scratch.Up, observer);
+        ProjectShared([GateProj, UpProj], normed, tokenCount, [scratch.Gate, scratch.Up], observer);
         SiluMultiply(scratch.Gate, scratch.Up, tokenCount * _config.IntermediateSize);
     }
 
@@ -177,6 +174,16 @@ public sealed class DecoderLayer
         var x = input[..(n * layer.InFeatures)];
         observer?.Invoke(layer, x, n);
         layer.Forward(x, n, output);
+    }
+
+    /// <summary>Linears reading the same input: one shared pass at decode sizes (see <see cref="SharedInputProjection"/>).</summary>
+    private static void ProjectShared(ReadOnlySpan<LinearLayer> layers, ReadOnlySpan<float> input, int n, ReadOnlySpan<float[]> outputs,
+        LinearInputObserver? observer)
+    {
+        var x = input[..(n * layers[0].InFeatures)];
+        if (observer is not null)
+            foreach (var layer in layers) observer(layer, x, n);
+        SharedInputProjection.Forward(layers, x, n, outputs);
     }
 
     /// <summary>gate ← silu(gate) · up, with silu(x) = x · σ(x); elements [0, length).</summary>

@@ -81,6 +81,28 @@ public class CausalAttentionTests
         }
     }
 
+    /// <summary>The decode path splits KV heads over threads on long caches: bit-identical for 1, 2, 3 threads.</summary>
+    [Fact]
+    public void DecodeIsIndependentOfThreadCount()
+    {
+        var rng = new Random(12);
+        float[] Rand(int n) { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() * 4 - 2); return a; }
+        const int start = 3000, heads = 9, kvHeads = 3, headDim = 64;
+        var q = Rand(heads * headDim);
+        var k = Rand((start + 1) * kvHeads * headDim);
+        var v = Rand((start + 1) * kvHeads * headDim);
+        float[] Run(int threads)
+        {
+            var output = new float[q.Length];
+            using (NumericsTestUtil.Threads(threads))
+                CausalAttention.Forward(q, k, v, 1, start, heads, kvHeads, headDim, null, output);
+            return output;
+        }
+        var one = Run(1);
+        foreach (int threads in new[] { 2, 3 })
+            Assert.True(one.AsSpan().SequenceEqual(Run(threads)), $"threads {threads}");
+    }
+
     [Theory]
     [InlineData(1, 0, 4, 2, 8, null)]
     [InlineData(7, 0, 4, 4, 16, null)]
@@ -100,6 +122,11 @@ public class CausalAttentionTests
     [InlineData(5, 40, 2, 2, 8, 9)]
     [InlineData(2, 30, 2, 1, 8, 9)]       // direct (decode) path with a sliding window
     [InlineData(3, 700, 8, 2, 64, null)]  // direct path, parallel over heads
+    [InlineData(1, 95, 9, 3, 64, null)]   // decode, SmolLM2's heads: three query heads per cached key/value row
+    [InlineData(2, 40, 4, 2, 16, 9)]      // decode path, sliding window, one 16-wide slice
+    [InlineData(1, 30, 6, 3, 48, null)]   // a 48-wide head: three slices in one pass
+    [InlineData(3, 50, 2, 1, 80, 20)]     // an 80-wide head: a pass of 64 columns and one of 16
+    [InlineData(1, 2000, 9, 3, 64, null)] // decode over a long cache: KV heads split over threads
     public void MatchesDirectDefinition(int tokens, int start, int heads, int kvHeads, int headDim, int? window)
     {
         var rng = new Random(tokens * 31 + start);

@@ -52,6 +52,7 @@ public class QuantizedMatrixTests
         // rows, cols, bits, group, zeros, fp4
         { 9, 64, 4, 16, false, true },    // NVFP4-like: two groups per 32-column chunk
         { 17, 96, 4, 32, false, true },   // MXFP4-like
+        { 10, 200, 4, 64, false, true },  // FP4 levels, two chunks per group, 8-column tail, 4-row blocks and a 2-row tail
         { 5, 176, 4, 16, false, true },   // a 16-column tail after five chunks
         { 12, 256, 4, 128, true, false }, // INT4 asymmetric g128
         { 7, 172, 4, 172, true, false },  // per channel, 12-column tail

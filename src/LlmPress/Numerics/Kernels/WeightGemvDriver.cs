@@ -42,7 +42,8 @@ internal static unsafe class WeightGemvDriver
         Parallel.For(0, job.Chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, job.Body);
     }
 
-    private static void Rows(DType type, byte* w, int k, int r0, int r1, float* a, int m, float* c, int ldc, bool accumulate, bool avx512)
+    /// <summary>c[i, j] for weight rows j in [r0, r1); r0 a multiple of 4 so each row takes the same path on any split.</summary>
+    internal static void Rows(DType type, byte* w, int k, int r0, int r1, float* a, int m, float* c, int ldc, bool accumulate, bool avx512)
     {
         if (r0 >= r1) return;
         if (k == 0)
