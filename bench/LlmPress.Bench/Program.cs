@@ -140,14 +140,7 @@ if (what == "decode-tps")
     var config = LlmPress.Models.RandomModel.SmolLM2Shape;
     foreach (var form in new[] { "bf16", "int4", "mxfp4", "nvfp4" })
     {
-        var model = LlmPress.Models.RandomModel.Create(config, DType.BF16);
-        if (form != "bf16")
-            LlmPress.Quantization.PackedModel.QuantizeInPlace(model, form switch
-            {
-                "int4" => LlmPress.Quantization.QuantFormat.Int(4, 128),
-                "mxfp4" => LlmPress.Quantization.QuantFormat.Mxfp4(),
-                _ => LlmPress.Quantization.QuantFormat.Nvfp4(),
-            });
+        var model = RandomModelIn(config, form);
         var tps = new double[runs];
         for (int i = 0; i < runs; i++) tps[i] = LlmPress.Evaluation.SpeedBenchmark.MeasureDecode(model, 32, 64);
         // Per-token wall times of 192 steps after a 32-token prompt: the fastest tokens are the least disturbed by other
@@ -182,14 +175,7 @@ if (what == "gemv")
     var config = LlmPress.Models.RandomModel.SmolLM2Shape with { LayerCount = 1 };
     foreach (var form in new[] { "bf16", "int4", "mxfp4", "nvfp4" })
     {
-        var model = LlmPress.Models.RandomModel.Create(config, DType.BF16);
-        if (form != "bf16")
-            LlmPress.Quantization.PackedModel.QuantizeInPlace(model, form switch
-            {
-                "int4" => LlmPress.Quantization.QuantFormat.Int(4, 128),
-                "mxfp4" => LlmPress.Quantization.QuantFormat.Mxfp4(),
-                _ => LlmPress.Quantization.QuantFormat.Nvfp4(),
-            });
+        var model = RandomModelIn(config, form);
         var line = new System.Text.StringBuilder($"{form,-6}");
         foreach (var layer in new[] { model.Layers[0].QueryProj, model.Layers[0].OutputProj, model.Layers[0].UpProj, model.Layers[0].DownProj, model.LmHead })
         {
@@ -322,3 +308,18 @@ if (what is "linalg" or "all")
     Console.WriteLine($"hadamard 16 x 65536 1T: {KernelBenchmark.MeasureHadamardGBps(16, 65536, 1, t):F1} GB/s");
 }
 return 0;
+
+// A random-weight model of this shape with BF16 weights, its decoder layers RTN-quantized in memory for "int4"
+// (g128), "mxfp4" or "nvfp4" (packed kernels), left BF16 for "bf16".
+static LlmPress.Models.LlamaModel RandomModelIn(LlmPress.Models.ModelConfig config, string form)
+{
+    var model = LlmPress.Models.RandomModel.Create(config, DType.BF16);
+    if (form != "bf16")
+        LlmPress.Quantization.PackedModel.QuantizeInPlace(model, form switch
+        {
+            "int4" => LlmPress.Quantization.QuantFormat.Int(4, 128),
+            "mxfp4" => LlmPress.Quantization.QuantFormat.Mxfp4(),
+            _ => LlmPress.Quantization.QuantFormat.Nvfp4(),
+        });
+    return model;
+}
