@@ -49,6 +49,12 @@ internal static class SearchCommand
             Description = "dp: the metric whose sensitivities αₗ are measured on the calibration windows: kl (default; KL to the base model) or perplexity.",
             DefaultValueFactory = _ => "kl",
         };
+        var dpSensitivity = new Option<string>("--dp-sensitivity")
+        {
+            Description = "dp: what error αₗ is measured with: database (default; each level of each linear installed alone — right for GPTQ/SparseGPT, "
+                + "whose error avoids the directions the inputs excite) or gaussian (isotropic noise of the same size, as HIGGS does for rotated grids).",
+            DefaultValueFactory = _ => "database",
+        };
         var eval = new Option<string?>("--eval") { Description = "Text on which the result's KL and perplexity against the base model are measured (default: the calibration windows)." };
         var evalWindows = new Option<int>("--eval-windows") { Description = "Non-overlapping --calib-seq-len windows of --eval text measured (default 32).", DefaultValueFactory = _ => 32 };
         var resume = new Option<bool>("--resume") { Description = "evopress: continue from DIR/.search/state.json (same settings; --generations may grow). Bit-identical to an uninterrupted run." };
@@ -62,13 +68,13 @@ internal static class SearchCommand
         var json = new Option<bool>("--json") { Description = "Print the search report (as in search.json) as JSON on stdout." };
         var command = new Command("search", "Choose a compression level per linear from a level database under a global budget (EvoPress or DP) and write it as a checkpoint.")
         {
-            model, db, targetBits, targetSparsity, method, output, calib, samples, seqLen, seed, generations, offspring, topK, dpMetric, eval, evalWindows, resume, force, sweep, plot, json,
+            model, db, targetBits, targetSparsity, method, output, calib, samples, seqLen, seed, generations, offspring, topK, dpMetric, dpSensitivity, eval, evalWindows, resume, force, sweep, plot, json,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
             var settings = new SearchSettings(parse.GetValue(model)!, parse.GetValue(db)!, parse.GetValue(output)!, parse.GetValue(method)!,
                 parse.GetValue(targetBits), parse.GetValue(targetSparsity), parse.GetValue(calib), parse.GetValue(samples), parse.GetValue(seqLen), parse.GetValue(seed),
-                parse.GetValue(generations), parse.GetValue(offspring), parse.GetValue(topK), parse.GetValue(dpMetric)!, parse.GetValue(eval), parse.GetValue(evalWindows),
+                parse.GetValue(generations), parse.GetValue(offspring), parse.GetValue(topK), parse.GetValue(dpMetric)!, parse.GetValue(dpSensitivity)!, parse.GetValue(eval), parse.GetValue(evalWindows),
                 parse.GetValue(resume), parse.GetValue(force), parse.GetValue(sweep), parse.GetValue(plot), parse.GetValue(json));
             return Run(console, settings);
         }));
@@ -76,12 +82,13 @@ internal static class SearchCommand
     }
 
     private sealed record SearchSettings(string Model, string Db, string Output, string Method, double? TargetBits, double? TargetSparsity, string? Calib,
-        int Samples, int SeqLen, int Seed, int Generations, int Offspring, int? TopK, string DpMetric, string? Eval, int EvalWindows, bool Resume, bool Force, string? Sweep, string? Plot, bool Json);
+        int Samples, int SeqLen, int Seed, int Generations, int Offspring, int? TopK, string DpMetric, string DpSensitivity, string? Eval, int EvalWindows, bool Resume, bool Force, string? Sweep, string? Plot, bool Json);
 
     private static int Run(CliConsole console, SearchSettings s)
     {
         if (s.Method is not ("evopress" or "dp")) throw new CliException($"--method {s.Method}: expected evopress or dp.");
         if (s.DpMetric is not ("kl" or "perplexity")) throw new CliException($"--dp-metric {s.DpMetric}: expected kl or perplexity.");
+        if (s.DpSensitivity is not ("database" or "gaussian")) throw new CliException($"--dp-sensitivity {s.DpSensitivity}: expected database or gaussian.");
         if (s.Sweep is not null && (s.TargetBits is not null || s.TargetSparsity is not null || s.Resume))
             throw new CliException("--sweep gives the targets itself; drop --target-bits, --target-sparsity and --resume.");
         if (s.Plot is not null && s.Sweep is null) throw new CliException("--plot draws a --sweep; pass --sweep TARGETS.");
@@ -178,7 +185,7 @@ internal static class SearchCommand
         else
             metric = m => WindowPerplexity.Evaluate(m, windows);
         var dp = console.WithProgress("sensitivities", database.Linears.Count,
-            report => DpAllocation.Run(model, database, budget, metric, s.Seed, (done, _) => report(done)));
+            report => DpAllocation.Run(model, database, budget, metric, Source(s), s.Seed, (done, _) => report(done)));
         chosen = dp.Levels;
         predictedMetric = dp.Predicted;
         database.Apply(model, chosen);
@@ -199,12 +206,13 @@ internal static class SearchCommand
         double basePerplexity = WindowPerplexity.Evaluate(model, windows);
         database.Apply(model, chosen);
         double kl = reference.Evaluate(model, all), perplexity = WindowPerplexity.Evaluate(model, windows);
-        object? uniform = null;
+        (double Level, double Kl, double Perplexity)? uniformAt = null;
         if (SearchBudget.UniformAt(database, budget) is { } u)
         {
             database.Apply(model, u);
-            uniform = new { level = database.Levels[u[0]], kl = reference.Evaluate(model, all), perplexity = WindowPerplexity.Evaluate(model, windows) };
+            uniformAt = (database.Levels[u[0]], reference.Evaluate(model, all), WindowPerplexity.Evaluate(model, windows));
         }
+        object? uniform = uniformAt is { } ua ? new { level = ua.Level, kl = ua.Kl, perplexity = ua.Perplexity } : null;
         database.Restore(model);
 
         var report = SearchCheckpointWriter.Write(s.Model, model.Store!, database, chosen, s.Output, overwrite: true, clock.Elapsed.TotalSeconds);
@@ -230,8 +238,11 @@ internal static class SearchCommand
             ["checkpoint_bytes"] = report.TotalBytesAfter,
             ["fitness_start"] = startFitness, ["fitness_final"] = finalFitness, ["curve"] = curve,
             ["dp_metric"] = dp is null ? null : s.DpMetric,
+            ["dp_sensitivity"] = dp is null ? null : s.DpSensitivity,
             ["dp_base_metric_calibration"] = dp?.Sensitivity.BaseMetric,
             ["dp_predicted_metric_calibration"] = predictedMetric,
+            ["dp_predicted_corrected_metric_calibration"] = dp?.PredictedCorrected,
+            ["dp_cross_layer_ratios"] = dp?.Correction?.Ratios,
             ["dp_measured_metric_calibration"] = measuredMetric,
             ["measured"] = new { on = measuredOn, kl, perplexity, base_perplexity = basePerplexity },
             ["uniform"] = uniform,
@@ -244,8 +255,8 @@ internal static class SearchCommand
         md.AppendLine(CultureInfo.InvariantCulture, $"# search {s.Method}: {(bits ? $"{target:0.###} bits" : $"sparsity {target:0.###}")}").AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"- average bits: nominal {(bits ? (cost / weights).ToString("0.####", CultureInfo.InvariantCulture) : "-")}, actual {bytes * 8.0 / weights:0.####}");
         md.AppendLine(CultureInfo.InvariantCulture, $"- measured on {measuredOn}: KL {kl:0.00000}, perplexity {perplexity:0.###} (base {basePerplexity:0.###})");
-        if (uniform is not null) md.AppendLine(CultureInfo.InvariantCulture, $"- uniform at the same cost: {JsonSerializer.Serialize(uniform)}");
-        if (predictedMetric is { } pp) md.AppendLine(CultureInfo.InvariantCulture, $"- dp {s.DpMetric} on the calibration windows: predicted {pp:0.#####}, measured {measuredMetric:0.#####} (base {dp!.Sensitivity.BaseMetric:0.#####})");
+        if (uniformAt is { } um) md.AppendLine(CultureInfo.InvariantCulture, $"- uniform {um.Level:0.###} at the same cost: KL {um.Kl:0.00000}, perplexity {um.Perplexity:0.###}");
+        if (predictedMetric is { } pp) md.AppendLine(CultureInfo.InvariantCulture, $"- dp {s.DpMetric} on the calibration windows: predicted {pp:0.#####} (first order), {dp!.PredictedCorrected:0.#####} (with the cross-layer correction), measured {measuredMetric:0.#####} (base {dp.Sensitivity.BaseMetric:0.#####})");
         if (curve.Count > 0) md.AppendLine(CultureInfo.InvariantCulture, $"- EvoPress best fitness per generation: {string.Join(", ", curve.Select(c => c.ToString("0.00000", CultureInfo.InvariantCulture)))}");
         md.AppendLine().AppendLine("| linear | level | format | weight error | output error | bytes |").AppendLine("|---|---|---|---|---|---|");
         foreach (var l in layers)
@@ -262,8 +273,9 @@ internal static class SearchCommand
         rows.Add(("average bits", bits ? $"nominal {cost / weights:0.###}, actual {bytes * 8.0 / weights:0.###}" : $"actual {bytes * 8.0 / weights:0.###}"));
         if (!bits) rows.Add(("sparsity", $"{1 - cost / weights:0.####}"));
         rows.Add(("measured", $"KL {kl:0.00000}, perplexity {perplexity:0.###} (base {basePerplexity:0.###}) on {measuredOn}"));
-        if (uniform is not null) rows.Add(("uniform", JsonSerializer.Serialize(uniform)));
-        if (predictedMetric is { } p) rows.Add(($"dp {s.DpMetric} (calibration)", $"predicted {p:0.#####}, measured {measuredMetric:0.#####}, base {dp!.Sensitivity.BaseMetric:0.#####}"));
+        if (uniformAt is { } un) rows.Add(($"uniform {un.Level:0.###}", $"KL {un.Kl:0.00000}, perplexity {un.Perplexity:0.###}"));
+        if (predictedMetric is { } p)
+            rows.Add(($"dp {s.DpMetric} (calibration)", $"predicted {p:0.#####} first order, {dp!.PredictedCorrected:0.#####} corrected; measured {measuredMetric:0.#####}; base {dp.Sensitivity.BaseMetric:0.#####}"));
         if (curve.Count > 0) rows.Add(("evopress curve", string.Join(" ", curve.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture)))));
         rows.Add(("time", $"{clock.Elapsed.TotalSeconds:0.0} s"));
         rows.Add(("written", s.Output));
@@ -286,22 +298,24 @@ internal static class SearchCommand
         var fitness = new KlDivergenceFitness(model, windows, s.TopK);
         var calibrationWindows = Enumerable.Range(0, windows.Count).ToArray();
         Func<LlamaModel, double> metric = s.DpMetric == "kl" ? m => fitness.Evaluate(m, calibrationWindows) : m => WindowPerplexity.Evaluate(m, windows);
-        var sensitivity = console.WithProgress("sensitivities", database.Linears.Count,
-            report => DpAllocation.Run(model, database, database.Space.CostRange().Max, metric, s.Seed, (done, _) => report(done))).Sensitivity;
+        var full = console.WithProgress("sensitivities", database.Linears.Count,
+            report => DpAllocation.Run(model, database, database.Space.CostRange().Max, metric, Source(s), s.Seed, (done, _) => report(done)));
 
-        var points = new List<(string Series, double Target, double X, double Kl, double Perplexity)>();
-        void Measure(string series, double t, int[] levels)
+        var points = new List<(string Series, double Target, double X, double Kl, double Perplexity, DpAllocationResult? Dp, double? CalibrationMetric)>();
+        void Measure(string series, double t, int[] levels, DpAllocationResult? dp = null)
         {
             database.Apply(model, levels);
             double cost = database.Space.TotalCost(levels);
-            points.Add((series, t, bits ? cost / weights : 1 - cost / weights, reference.Evaluate(model, every), WindowPerplexity.Evaluate(model, measureOn)));
+            double? calibration = dp is null ? null : metric(model);
+            points.Add((series, t, bits ? cost / weights : 1 - cost / weights, reference.Evaluate(model, every), WindowPerplexity.Evaluate(model, measureOn), dp, calibration));
             database.Restore(model);
         }
         for (int j = 0; j < database.Levels.Count; j++) Measure("uniform", database.Levels[j], Enumerable.Repeat(j, database.Linears.Count).ToArray());
         foreach (double t in targets)
         {
             double budget = SearchBudget.For(database, kind, t);
-            Measure("dp", t, DpAllocation.Solve(database, sensitivity, budget).Levels);
+            var dp = DpAllocation.Solve(database, full.Sensitivity, budget, full.Correction);
+            Measure("dp", t, dp.Levels, dp);
             var options = new EvoPressOptions
             {
                 Generations = s.Generations, Offspring = s.Offspring, Seed = s.Seed, WindowsPerStage = [Math.Min(4, windows.Count), windows.Count],
@@ -326,7 +340,13 @@ internal static class SearchCommand
         var result = new
         {
             model = s.Model, database = s.Db, kind = bits ? "bits" : "sparsity", measured_on = measuredOn, plot = plotPath, seconds = clock.Elapsed.TotalSeconds,
-            points = points.Select(p => new { series = p.Series, target = p.Target, x = p.X, kl = p.Kl, perplexity = p.Perplexity }),
+            dp_metric = s.DpMetric,
+            points = points.Select(p => new
+            {
+                series = p.Series, target = p.Target, x = p.X, kl = p.Kl, perplexity = p.Perplexity,
+                dp_predicted_metric_calibration = p.Dp?.Predicted, dp_predicted_corrected_metric_calibration = p.Dp?.PredictedCorrected,
+                dp_measured_metric_calibration = p.CalibrationMetric,
+            }),
         };
         AtomicFile.WriteAllText(Path.Combine(s.Output, "sweep.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
         if (s.Json)
@@ -335,9 +355,13 @@ internal static class SearchCommand
             return 0;
         }
         console.WriteTable($"search sweep ({measuredOn})", [.. points.Select(p => ($"{p.Series} {p.Target:0.###}",
-            $"{(bits ? "bits" : "sparsity")} {p.X:0.###}  KL {p.Kl:0.00000}  perplexity {p.Perplexity:0.###}")), ("plot", plotPath), ("time", $"{clock.Elapsed.TotalSeconds:0.0} s")]);
+            $"{(bits ? "bits" : "sparsity")} {p.X:0.###}  KL {p.Kl:0.00000}  perplexity {p.Perplexity:0.###}"
+            + (p.Dp is { } d ? $"  (calibration {s.DpMetric}: predicted {d.Predicted:0.#####} first order, {d.PredictedCorrected:0.#####} corrected, measured {p.CalibrationMetric:0.#####})" : ""))),
+            ("plot", plotPath), ("time", $"{clock.Elapsed.TotalSeconds:0.0} s")]);
         return 0;
     }
+
+    private static SensitivitySource Source(SearchSettings s) => s.DpSensitivity == "gaussian" ? SensitivitySource.Gaussian : SensitivitySource.Database;
 
     // --eval text in non-overlapping windows of the calibration length, or the calibration windows themselves.
     private static IReadOnlyList<int[]> MeasurementWindows(SearchSettings s, LlamaModel model, IReadOnlyList<int[]> calibWindows, out string measuredOn)

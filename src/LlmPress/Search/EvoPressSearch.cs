@@ -3,8 +3,8 @@ namespace LlmPress.Search;
 /// <summary>
 /// EvoPress (Sieberling, Kuznedelev, Kurtic, Alistarh, arXiv 2410.14649): a (1 + λ) evolutionary search for the
 /// level of every layer under a total budget. Each generation mutates the parent λ times by "level switches" — one
-/// layer one level up, another one level down at exactly the same cost, so every configuration keeps the starting
-/// budget — and selects in stages, successive-halving style: all offspring are scored on a few calibration windows, the
+/// layer one level up (down), others one level down (up) at exactly the same total cost, so every configuration keeps
+/// the starting budget — and selects in stages, successive-halving style: all offspring are scored on a few calibration windows, the
 /// best few on more, and so on; the parent joins before the last stage (elitism), whose single survivor is the next
 /// parent.
 /// </summary>
@@ -130,8 +130,12 @@ public static class EvoPressSearch
     }
 
     /// <summary>
-    /// A level-switch mutation of <paramref name="parent"/>: min(U{1..k}, U{1..k}) switches, each moving one random layer
-    /// up a level and a random other layer with an equal cost step down a level. Null when no switch is possible.
+    /// A level-switch mutation of <paramref name="parent"/>: min(U{1..k}, U{1..k}) switches, each an exchange that keeps
+    /// the total cost exactly: one random layer moves a level up (or down), then random other layers move a level the
+    /// other way, each chosen among those whose step still fits, until the steps balance. Between layers of one size
+    /// this is EvoPress' switch (one up, one down); it also trades across sizes whose steps add up — one attention
+    /// projection down for two GQA key/value projections up — which the size-grouped switch cannot reach, and which the
+    /// DP's answers use (stories260K at 3 bits: o_proj at 2 bits pays for k_proj at 4). Null when no switch is possible.
     /// </summary>
     public static int[]? Mutate(LevelSpace space, int[] parent, int maxSwitches, Random rng)
     {
@@ -140,27 +144,55 @@ public static class EvoPressSearch
         ArgumentNullException.ThrowIfNull(rng);
         int switches = Math.Min(rng.Next(1, maxSwitches + 1), rng.Next(1, maxSwitches + 1));
         var child = (int[])parent.Clone();
-        var ups = new List<int>();
-        var downs = new List<int>();
+        var candidates = new List<int>();
+        var moved = new List<int>();
         int done = 0;
-        for (int attempt = 0; done < switches && attempt < 4 * switches; attempt++)
-        {
-            ups.Clear();
-            for (int l = 0; l < space.LayerCount; l++)
-                if (child[l] + 1 < space.LevelCount(l)) ups.Add(l);
-            if (ups.Count == 0) break;
-            int up = ups[rng.Next(ups.Count)];
-            downs.Clear();
-            for (int l = 0; l < space.LayerCount; l++)
-                if (space.CanSwitch(child, up, l)) downs.Add(l);
-            if (downs.Count == 0) continue;
-            int down = downs[rng.Next(downs.Count)];
-            child[up]++;
-            child[down]--;
-            done++;
-        }
+        for (int attempt = 0; done < switches && attempt < 8 * switches; attempt++)
+            if (TryExchange(space, child, rng, candidates, moved)) done++;
         return done == 0 ? null : child;
     }
+
+    // Changes at most this many layers in one exchange (EvoPress rejects mixed-size mutations touching more than 10).
+    private const int MaxExchangeLayers = 10;
+
+    // One cost-neutral exchange on levels (in place); false (levels unchanged) when the steps cannot be balanced.
+    private static bool TryExchange(LevelSpace space, int[] levels, Random rng, List<int> candidates, List<int> moved)
+    {
+        int first = rng.Next(2) == 0 ? 1 : -1; // direction of the first layer's move; the others move the other way
+        candidates.Clear();
+        for (int l = 0; l < space.LayerCount; l++)
+            if (CanMove(space, levels, l, first)) candidates.Add(l);
+        if (candidates.Count == 0) return false;
+        moved.Clear();
+        int start = candidates[rng.Next(candidates.Count)];
+        double step = Step(space, levels, start, first), remaining = step;
+        levels[start] += first;
+        moved.Add(start);
+        while (remaining > 1e-9 * step)
+        {
+            candidates.Clear();
+            for (int l = 0; l < space.LayerCount; l++)
+                if (!moved.Contains(l) && CanMove(space, levels, l, -first) && Step(space, levels, l, -first) <= remaining * (1 + 1e-9)) candidates.Add(l);
+            if (candidates.Count == 0 || moved.Count == MaxExchangeLayers)
+            {
+                levels[moved[0]] -= first;
+                for (int i = 1; i < moved.Count; i++) levels[moved[i]] += first;
+                return false;
+            }
+            int next = candidates[rng.Next(candidates.Count)];
+            remaining -= Step(space, levels, next, -first);
+            levels[next] -= first;
+            moved.Add(next);
+        }
+        return true;
+    }
+
+    private static bool CanMove(LevelSpace space, int[] levels, int layer, int direction) =>
+        direction > 0 ? levels[layer] + 1 < space.LevelCount(layer) : levels[layer] > 0;
+
+    // The cost change of moving layer one level in direction (+1 up, −1 down), as a positive amount.
+    private static double Step(LevelSpace space, int[] levels, int layer, int direction) =>
+        direction > 0 ? space.Cost(layer, levels[layer] + 1) - space.Cost(layer, levels[layer]) : space.Cost(layer, levels[layer]) - space.Cost(layer, levels[layer] - 1);
 
     // All layers at the lowest common level index whose uniform cost reaches the budget, then random layers one level
     // down until the total fits (EvoPress' initialisation for a non-integer target: from ceil(target) downwards).

@@ -26,6 +26,9 @@ public sealed class LevelDatabase : IDisposable
     /// <summary>Default bound of the installed-weight cache: 1 GiB.</summary>
     public const long DefaultCacheBytes = 1L << 30;
 
+    /// <summary>The level <see cref="Apply"/> takes as "this linear keeps its original weight".</summary>
+    public const int Uncompressed = -1;
+
     private readonly LevelDatabaseManifest _manifest;
     private readonly LinearLevels[] _linears;
     private readonly int[] _layerOfLinear;
@@ -199,7 +202,8 @@ public sealed class LevelDatabase : IDisposable
     /// Puts level <c>levels[i]</c> of every linear i into <paramref name="model"/> (the uncompressed model the database
     /// was built from), as a compressed checkpoint loads it: INT4/INT8 levels run from their codes with the packed
     /// kernels, other bit widths dequantized to FP32, sparse levels as dense weights with exact zeros. The original
-    /// weights are remembered for <see cref="Restore"/>; applying again replaces the previous configuration.
+    /// weights are remembered for <see cref="Restore"/>; applying again replaces the previous configuration. A level of
+    /// <see cref="Uncompressed"/> leaves (or puts back) that linear's original weight, e.g. to measure one linear's level alone.
     /// </summary>
     /// <exception cref="ArgumentException">Wrong number of levels, a level out of range, or a linear the model lacks.</exception>
     /// <exception cref="InvalidOperationException">A linear of the model is already compressed (not by this database).</exception>
@@ -209,7 +213,7 @@ public sealed class LevelDatabase : IDisposable
         ArgumentNullException.ThrowIfNull(levels);
         if (levels.Count != _linears.Length) throw new ArgumentException($"A configuration has one level per linear ({_linears.Length}), not {levels.Count}.", nameof(levels));
         for (int i = 0; i < levels.Count; i++)
-            if ((uint)levels[i] >= (uint)Levels.Count)
+            if (levels[i] < Uncompressed || levels[i] >= Levels.Count)
                 throw new ArgumentException($"{_linears[i].Name}: level {levels[i]} does not exist (the database has {Levels.Count}).", nameof(levels));
         var byName = new Dictionary<string, LinearLayer>(StringComparer.Ordinal);
         foreach (var layer in model.Layers)
@@ -220,13 +224,18 @@ public sealed class LevelDatabase : IDisposable
         {
             if (!byName.TryGetValue(_linears[i].Name, out var linear) || linear.OutFeatures != _linears[i].Rows || linear.InFeatures != _linears[i].Cols)
                 throw new ArgumentException($"The model has no [{_linears[i].Rows}, {_linears[i].Cols}] linear {_linears[i].Name}; the database belongs to another model.", nameof(model));
-            if (!_originals.ContainsKey(linear) && (linear.Quantized is not null || linear.InputRotationBlockSize is not null))
+            if (levels[i] != Uncompressed && !_originals.ContainsKey(linear) && (linear.Quantized is not null || linear.InputRotationBlockSize is not null))
                 throw new InvalidOperationException($"{linear.Name} is already compressed; apply a level database to the uncompressed model.");
             targets[i] = linear;
         }
         for (int i = 0; i < targets.Length; i++)
         {
             var linear = targets[i];
+            if (levels[i] == Uncompressed)
+            {
+                if (_originals.Remove(linear, out var original)) linear.Weight = original;
+                continue;
+            }
             _originals.TryAdd(linear, linear.Weight);
             var installed = Installed(i, levels[i]);
             if (installed.Matrix is { } matrix) linear.SetQuantizedWeight(matrix, null);

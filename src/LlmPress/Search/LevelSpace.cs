@@ -68,17 +68,4 @@ public sealed class LevelSpace
         foreach (var c in _costs) { min += c[0]; max += c[^1]; }
         return (min, max);
     }
-
-    /// <summary>
-    /// True when moving layer <paramref name="up"/> one level up and layer <paramref name="down"/> one level down keeps
-    /// the total cost exactly (equal steps, to a relative 1e-9): EvoPress' level switch.
-    /// </summary>
-    public bool CanSwitch(ReadOnlySpan<int> levels, int up, int down)
-    {
-        if (up == down) return false;
-        int a = levels[up], b = levels[down];
-        if (a + 1 >= _costs[up].Length || b == 0) return false;
-        double gain = _costs[up][a + 1] - _costs[up][a], loss = _costs[down][b] - _costs[down][b - 1];
-        return Math.Abs(gain - loss) <= 1e-9 * Math.Max(gain, loss);
-    }
 }
