@@ -80,12 +80,24 @@ internal static partial class SearchCommand
             fingerprint = DepthFingerprint(database, k, calibration, s);
             EvoPressState? saved = s.Resume ? EvoPressStateFile.Load(statePath, fingerprint) : null;
             if (saved is not null) console.Log($"resuming the search at generation {saved.Generation}");
-            var state = DepthSearch.Evolve(model, fitness, k, bySmallestKl, options, saved, st =>
+            EvoPressState state;
+            try
             {
-                EvoPressStateFile.Save(statePath, fingerprint, st);
-                if (console.ErrorIsTerminal)
-                    console.Log($"generation {st.Generation}/{s.Generations}  best KL {st.ParentFitness:0.00000}  {Bar(st.Generation, s.Generations)}");
-            });
+                state = DepthSearch.Evolve(layers, k, (levels, w) =>
+                {
+                    DepthUnits.Apply(model, levels);
+                    return fitness.Evaluate(model, w);
+                }, windows.Count, bySmallestKl, options, saved, st =>
+                {
+                    EvoPressStateFile.Save(statePath, fingerprint, st);
+                    if (console.ErrorIsTerminal)
+                        console.Log($"generation {st.Generation}/{s.Generations}  best KL {st.ParentFitness:0.00000}  {Bar(st.Generation, s.Generations)}");
+                });
+            }
+            finally
+            {
+                DepthUnits.Restore(model);
+            }
             chosen = state.Parent;
             // History[0] scores the start on the first stage's windows; later entries use every window: rescore the start alike.
             var history = state.History.ToArray();

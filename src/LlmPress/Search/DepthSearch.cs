@@ -1,5 +1,3 @@
-using LlmPress.Models;
-
 namespace LlmPress.Search;
 
 /// <summary>
@@ -50,41 +48,30 @@ public static class DepthSearch
     }
 
     /// <summary>
-    /// Runs EvoPress on <paramref name="model"/>: fitness = <paramref name="fitness"/>'s KL to the dense model with the
-    /// candidate's units skipped. The model runs every unit again afterwards.
+    /// Runs EvoPress over the depth units of a <paramref name="layers"/>-layer model with the budget "drop exactly
+    /// <paramref name="dropBlocks"/>" (every candidate <paramref name="fitness"/> sees drops exactly K).
     /// </summary>
-    /// <param name="model">The dense model (the fitness' reference).</param>
-    /// <param name="fitness">KL to the dense model on calibration windows.</param>
+    /// <param name="layers">Decoder layers (units = 2 × layers).</param>
     /// <param name="dropBlocks">K.</param>
-    /// <param name="start">A configuration dropping exactly K.</param>
+    /// <param name="fitness">Scores a configuration (<see cref="DepthUnits"/> levels) on calibration windows, e.g. by
+    /// <see cref="DepthUnits.Apply"/> and <see cref="KlDivergenceFitness.Evaluate"/>; lower is better.</param>
+    /// <param name="windowCount">Calibration windows available to the fitness.</param>
+    /// <param name="start">A configuration dropping exactly K (e.g. <see cref="DropSmallest"/> of the single-drop KL).</param>
     /// <param name="options">Generations, offspring, stages, seed.</param>
     /// <param name="resume">A saved state to continue.</param>
     /// <param name="generationDone">Called after the start and every generation.</param>
     /// <param name="cancel">Checked between evaluations.</param>
-    /// <exception cref="ArgumentException">K out of range or a start that does not drop exactly K.</exception>
-    public static EvoPressState Evolve(LlamaModel model, KlDivergenceFitness fitness, int dropBlocks, int[] start, EvoPressOptions options,
+    /// <exception cref="ArgumentException">K out of range or a start or saved state that does not drop exactly K.</exception>
+    public static EvoPressState Evolve(int layers, int dropBlocks, EvoPressSearch.Fitness fitness, int windowCount, int[] start, EvoPressOptions options,
         EvoPressState? resume = null, Action<EvoPressState>? generationDone = null, CancellationToken cancel = default)
     {
-        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(fitness);
         ArgumentNullException.ThrowIfNull(start);
-        int layers = model.Layers.Count;
         double budget = DepthUnits.Budget(layers, dropBlocks);
         if (start.Length != DepthUnits.Count(layers) || DepthUnits.DroppedCount(start) != dropBlocks)
             throw new ArgumentException($"The start configuration must drop exactly {dropBlocks} of {DepthUnits.Count(layers)} units.", nameof(start));
-        if (resume is not null && DepthUnits.DroppedCount(resume.Parent) != dropBlocks)
+        if (resume is not null && (resume.Parent.Length != start.Length || DepthUnits.DroppedCount(resume.Parent) != dropBlocks))
             throw new ArgumentException("The saved search state drops another number of units; start over without resuming.", nameof(resume));
-        try
-        {
-            return EvoPressSearch.Run(DepthUnits.Space(layers), budget, (levels, windows) =>
-            {
-                DepthUnits.Apply(model, levels);
-                return fitness.Evaluate(model, windows);
-            }, fitness.WindowCount, options, start, resume, generationDone, cancel);
-        }
-        finally
-        {
-            DepthUnits.Restore(model);
-        }
+        return EvoPressSearch.Run(DepthUnits.Space(layers), budget, fitness, windowCount, options, start, resume, generationDone, cancel);
     }
 }
