@@ -100,6 +100,17 @@ public class DepthSearchCommandTests(DepthDatabaseFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public void EvoPress_Resumed_EqualsAnUninterruptedRun()
+    {
+        using var dir = new TempDirectory();
+        var whole = RunJson(Search(dir.File("whole"), "evopress", 3, "--generations", "4", "--offspring", "4"));
+        RunJson(Search(dir.File("parts"), "evopress", 3, "--generations", "2", "--offspring", "4"));
+        var resumed = RunJson(Search(dir.File("parts"), "evopress", 3, "--generations", "4", "--offspring", "4", "--resume"));
+        Assert.Equal(DroppedUnits(whole), DroppedUnits(resumed));
+        Assert.Equal(whole.GetProperty("curve").ToString(), resumed.GetProperty("curve").ToString());
+    }
+
+    [Fact]
     public void Dp_DropsTheKSmallestSingleDropIncreases_AndReportsPredictedAndMeasured()
     {
         using var dir = new TempDirectory();
