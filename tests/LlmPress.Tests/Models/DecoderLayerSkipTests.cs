@@ -87,6 +87,9 @@ public class DecoderLayerSkipTests
             normed = model.ForwardHidden(Tokens.AsSpan(t, 1), scratch, cache);
             model.ComputeLogits(normed[..d], 1, decoded.AsSpan(t * vocab, vocab));
         }
+        // The skipped attention wrote nothing to its cache slots (they stay as allocated: zeros); the others were filled.
+        Assert.All(cache.Keys(1).ToArray(), v => Assert.Equal(0f, v));
+        Assert.Contains(cache.Keys(0).ToArray(), v => v != 0);
         // Prefill and decode sum attention in different orders (as GoldenLogitsTests, 1e-4 of the largest logit).
         float max = 0, diff = 0, moved = 0;
         for (int i = 0; i < full.Length; i++)
