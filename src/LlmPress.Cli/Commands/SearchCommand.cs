@@ -34,7 +34,8 @@ internal static partial class SearchCommand
         var method = new Option<string>("--method")
         {
             Description = "evopress (default): evolutionary search with KL divergence to the base model as fitness. "
-                + "dp: linearity-theorem sensitivities (--dp-metric on the calibration windows) and an exact knapsack.",
+                + "dp: linearity-theorem sensitivities (--dp-metric on the calibration windows) and an exact knapsack. "
+                + "With --drop-blocks: evopress swaps a dropped and a kept sub-block (starting from dp's answer); dp drops the K sub-blocks whose single drop raises --dp-metric least.",
             DefaultValueFactory = _ => "evopress",
         };
         var output = new Option<string>("--output", "-o")
