@@ -15,6 +15,7 @@ using LlmPress.Numerics;
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
+//        ... -- depth-baselines MODEL CALIB K OUT [samples] [seqlen]  (exhaustive KL of every K-sub-block drop; optimum and last-K checkpoints)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
@@ -42,6 +43,11 @@ if (what == "prune")
 {
     LlmPress.Bench.PruneBench.Run(args.Length > 1 ? int.Parse(args[1]) : 1536, args.Length > 2 ? int.Parse(args[2]) : 576,
         args.Length > 3 ? int.Parse(args[3]) : Environment.ProcessorCount);
+    return 0;
+}
+if (what == "depth-baselines")
+{
+    LlmPress.Bench.DepthBaselines.Run(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? int.Parse(args[5]) : 32, args.Length > 6 ? int.Parse(args[6]) : 256);
     return 0;
 }
 if (what == "peak")

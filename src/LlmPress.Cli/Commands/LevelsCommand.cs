@@ -23,11 +23,16 @@ internal static class LevelsCommand
                 + "while the run is in progress it also holds a journal (.llmpress-journal), removed when levels.json is written.",
             Required = true,
         };
-        var kind = new Option<string>("--kind") { Description = "bits: INT bit widths (quantization levels). sparsity: unstructured sparsities (pruning levels).", Required = true };
-        var levels = new Option<string>("--levels")
+        var kind = new Option<string>("--kind")
         {
-            Description = "Comma-separated levels, each once: bit widths 2–8 (e.g. 2,3,4,5,6) or sparsities in [0, 1) (e.g. 0.3,0.4,0.5,0.6,0.7).",
+            Description = "bits: INT bit widths (quantization levels). sparsity: unstructured sparsities (pruning levels). "
+                + "depth: every decoder layer's attention and MLP sub-block kept or dropped (for `search --drop-blocks K`; needs --calib, takes no --levels).",
             Required = true,
+        };
+        var levels = new Option<string?>("--levels")
+        {
+            Description = "Comma-separated levels, each once (required for bits and sparsity): bit widths 2–8 (e.g. 2,3,4,5,6) or sparsities in [0, 1) (e.g. 0.3,0.4,0.5,0.6,0.7). "
+                + "Not for --kind depth, whose levels are always kept and dropped.",
         };
         var method = new Option<string?>("--method")
         {
@@ -63,8 +68,20 @@ internal static class LevelsCommand
             {
                 "bits" => LevelKind.Bits,
                 "sparsity" => LevelKind.Sparsity,
-                var k => throw new CliException($"--kind: unknown kind '{k}'; expected bits or sparsity."),
+                "depth" => LevelKind.Depth,
+                var k => throw new CliException($"--kind: unknown kind '{k}'; expected bits, sparsity or depth."),
             };
+            if (levelKind == LevelKind.Depth)
+            {
+                if (parse.GetValue(levels) is { } given)
+                    throw new CliException($"--levels {given}: a depth database's levels are always kept and dropped per sub-block; omit --levels.");
+                if (parse.GetValue(method) is not null || parse.GetValue(groupSize) is not null || parse.GetValue(perChannel) || parse.GetValue(sym) || parse.GetValue(asym)
+                    || parse.GetValue(calibLevel) is not null)
+                    throw new CliException("--method, --group-size, --per-channel, --sym, --asym and --calib-level do not apply to --kind depth (nothing is compressed).");
+                return DepthLevels.Run(console, parse, parse.GetValue(model)!, parse.GetValue(output)!, c, parse.GetValue(o.Force), parse.GetValue(o.Resume),
+                    parse.GetValue(dryRunOption), parse.GetValue(jsonOption));
+            }
+            if (parse.GetValue(levels) is null) throw new CliException($"--levels is required for --kind {parse.GetValue(kind)}: e.g. --levels 2,3,4,5,6.");
             bool bits = levelKind == LevelKind.Bits;
             string methodName = parse.GetValue(method) ?? (bits ? "gptq" : "sparsegpt");
             if (!bits && (parse.GetValue(sym) || parse.GetValue(asym) || parse.GetValue(groupSize) is not null || parse.GetValue(perChannel)))

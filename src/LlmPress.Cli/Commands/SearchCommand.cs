@@ -16,7 +16,7 @@ namespace LlmPress.Cli.Commands;
 /// level per linear from a level database under a global budget — EvoPress (KL to the base model as fitness) or the
 /// linearity-theorem DP — and writes the chosen configuration as a standard checkpoint with a search report.
 /// </summary>
-internal static class SearchCommand
+internal static partial class SearchCommand
 {
     private const string StateFile = ".search/state.json";
 
@@ -26,10 +26,16 @@ internal static class SearchCommand
         var db = new Option<string>("--db") { Description = "Level database directory (from `llmpress levels`).", Required = true };
         var targetBits = new Option<double?>("--target-bits") { Description = "Average nominal bits per weight over the database's linears (bit-level databases), e.g. 3.0." };
         var targetSparsity = new Option<double?>("--target-sparsity") { Description = "Fraction of the linears' weights pruned (sparsity-level databases), e.g. 0.6." };
+        var dropBlocks = new Option<int?>("--drop-blocks")
+        {
+            Description = "Depth databases (`levels --kind depth`): drop exactly K of the 2 × layers attention and MLP sub-blocks (0 to 2 × layers). "
+                + "Layers losing both are removed from the checkpoint; a lone dropped sub-block is stored with a zero output projection.",
+        };
         var method = new Option<string>("--method")
         {
             Description = "evopress (default): evolutionary search with KL divergence to the base model as fitness. "
-                + "dp: linearity-theorem sensitivities (--dp-metric on the calibration windows) and an exact knapsack.",
+                + "dp: linearity-theorem sensitivities (--dp-metric on the calibration windows) and an exact knapsack. "
+                + "With --drop-blocks: evopress swaps a dropped and a kept sub-block (starting from dp's answer); dp drops the K sub-blocks whose single drop raises --dp-metric least.",
             DefaultValueFactory = _ => "evopress",
         };
         var output = new Option<string>("--output", "-o")
@@ -66,23 +72,26 @@ internal static class SearchCommand
         };
         var plot = new Option<string?>("--plot") { Description = "With --sweep: SVG file of KL to the base model against average bits (or sparsity) per series (default DIR/sweep.svg)." };
         var json = new Option<bool>("--json") { Description = "Print the search report (as in search.json) as JSON on stdout." };
-        var command = new Command("search", "Choose a compression level per linear from a level database under a global budget (EvoPress or DP) and write it as a checkpoint.")
+        var command = new Command("search", "Choose a compression level per linear from a level database under a global budget (EvoPress or DP), "
+            + "or with a depth database which K attention/MLP sub-blocks to drop, and write it as a checkpoint.")
         {
-            model, db, targetBits, targetSparsity, method, output, calib, samples, seqLen, seed, generations, offspring, topK, dpMetric, dpSensitivity, eval, evalWindows, resume, force, sweep, plot, json,
+            model, db, targetBits, targetSparsity, dropBlocks, method, output, calib, samples, seqLen, seed, generations, offspring, topK, dpMetric, dpSensitivity, eval, evalWindows, resume, force, sweep, plot, json,
         };
         command.SetAction(parse => console.Guard(parse, () =>
         {
             var settings = new SearchSettings(parse.GetValue(model)!, parse.GetValue(db)!, parse.GetValue(output)!, parse.GetValue(method)!,
                 parse.GetValue(targetBits), parse.GetValue(targetSparsity), parse.GetValue(calib), parse.GetValue(samples), parse.GetValue(seqLen), parse.GetValue(seed),
                 parse.GetValue(generations), parse.GetValue(offspring), parse.GetValue(topK), parse.GetValue(dpMetric)!, parse.GetValue(dpSensitivity)!, parse.GetValue(eval), parse.GetValue(evalWindows),
-                parse.GetValue(resume), parse.GetValue(force), parse.GetValue(sweep), parse.GetValue(plot), parse.GetValue(json));
-            return Run(console, settings);
+                parse.GetValue(resume), parse.GetValue(force), parse.GetValue(sweep), parse.GetValue(plot), parse.GetValue(json), parse.GetValue(dropBlocks));
+            // Depth databases and --drop-blocks have their own path (SearchDepth.cs).
+            return settings.DropBlocks is not null || DepthDatabase.IsDepth(settings.Db) ? RunDepth(console, settings) : Run(console, settings);
         }));
         return command;
     }
 
     private sealed record SearchSettings(string Model, string Db, string Output, string Method, double? TargetBits, double? TargetSparsity, string? Calib,
-        int Samples, int SeqLen, int Seed, int Generations, int Offspring, int? TopK, string DpMetric, string DpSensitivity, string? Eval, int EvalWindows, bool Resume, bool Force, string? Sweep, string? Plot, bool Json);
+        int Samples, int SeqLen, int Seed, int Generations, int Offspring, int? TopK, string DpMetric, string DpSensitivity, string? Eval, int EvalWindows, bool Resume, bool Force, string? Sweep, string? Plot, bool Json,
+        int? DropBlocks = null);
 
     private static int Run(CliConsole console, SearchSettings s)
     {

@@ -35,6 +35,8 @@ public sealed class DecoderLayer
         GateProj = gateProj;
         UpProj = upProj;
         DownProj = downProj;
+        SkipAttention = config.IsDropped(index, DecoderBlock.SelfAttention);
+        SkipMlp = config.IsDropped(index, DecoderBlock.Mlp);
     }
 
     /// <summary>Supplies one linear layer: (checkpoint module name, rows = out features, cols = in features, has bias).</summary>
@@ -67,23 +69,41 @@ public sealed class DecoderLayer
     public LinearLayer UpProj { get; }      // [intermediate, hidden]
     public LinearLayer DownProj { get; }    // [hidden, intermediate]
 
+    /// <summary>
+    /// Depth pruning: the attention sub-block is not run, so h = x (the residual passes through unchanged), nothing is
+    /// computed and nothing is written to or read from the KV cache for this layer. Set at construction from
+    /// <see cref="ModelConfig.DroppedBlocks"/>; a search toggles it on the model it evaluates.
+    /// </summary>
+    public bool SkipAttention { get; set; }
+
+    /// <summary>Depth pruning: the MLP sub-block is not run (y = h), at no compute. See <see cref="SkipAttention"/>.</summary>
+    public bool SkipMlp { get; set; }
+
     /// <summary>The seven linear layers in execution order (q, k, v, o, gate, up, down).</summary>
     public IReadOnlyList<LinearLayer> Linears => [QueryProj, KeyProj, ValueProj, OutputProj, GateProj, UpProj, DownProj];
 
     /// <summary>
     /// Transforms scratch.Hidden[0 .. tokenCount · hidden] in place. Tokens sit at positions startPosition.. .
     /// With a cache, keys/values are appended to it (the caller advances it after the last layer) and attention
-    /// covers everything cached; without one, startPosition must be 0.
+    /// covers everything cached; without one, startPosition must be 0. A skipped sub-block (<see cref="SkipAttention"/>,
+    /// <see cref="SkipMlp"/>) leaves Hidden as it is; a skipped attention leaves the layer's cache slots untouched, and
+    /// since every later token skips it too, they are never read.
     /// </summary>
     public void Forward(int tokenCount, int startPosition, ForwardScratch scratch, KvCache? cache = null, LinearInputObserver? observer = null)
     {
         scratch.EnsureCapacity(tokenCount);
-        NormalizeAttentionInput(tokenCount, scratch);
-        Attend(tokenCount, startPosition, scratch, cache, observer);
-        ProjectAttentionOutput(tokenCount, scratch, observer);
-        NormalizeMlpInput(tokenCount, scratch);
-        ActivateMlp(tokenCount, scratch, observer);
-        ProjectMlpOutput(tokenCount, scratch, observer);
+        if (!SkipAttention)
+        {
+            NormalizeAttentionInput(tokenCount, scratch);
+            Attend(tokenCount, startPosition, scratch, cache, observer);
+            ProjectAttentionOutput(tokenCount, scratch, observer);
+        }
+        if (!SkipMlp)
+        {
+            NormalizeMlpInput(tokenCount, scratch);
+            ActivateMlp(tokenCount, scratch, observer);
+            ProjectMlpOutput(tokenCount, scratch, observer);
+        }
     }
 
     // The six stages of Forward, public so calibration can quantize a layer's linears in execution order (GPTQ's

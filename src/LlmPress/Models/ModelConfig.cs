@@ -33,6 +33,21 @@ public sealed record ModelConfig
     /// <summary>The stored dtype config.json declares ("float32", "bfloat16", ...), informational.</summary>
     public string? TorchDtype { get; init; }
 
+    /// <summary>
+    /// Sub-blocks removed by depth pruning (config.json "llmpress_dropped_blocks", written by `llmpress search
+    /// --drop-blocks`): their layers skip them (<see cref="DecoderLayer.SkipAttention"/>). Their output projections are
+    /// stored as exact zeros, so engines that ignore the field compute the same model.
+    /// </summary>
+    public IReadOnlyList<DroppedBlock> DroppedBlocks { get; init; } = [];
+
+    /// <summary>True when <paramref name="block"/> of decoder layer <paramref name="layer"/> is in <see cref="DroppedBlocks"/>.</summary>
+    public bool IsDropped(int layer, DecoderBlock block)
+    {
+        foreach (var b in DroppedBlocks)
+            if (b.Layer == layer && b.Block == block) return true;
+        return false;
+    }
+
     public int QueryDim => HeadCount * HeadDim;
     public int KvDim => KvHeadCount * HeadDim;
 
@@ -106,12 +121,13 @@ public sealed record ModelConfig
         else if (qwen && r.OptionalBool("use_sliding_window") == true)
             throw r.Error("use_sliding_window", "Qwen2 sliding-window attention is not supported");
 
+        int layerCount = r.PositiveInt("num_hidden_layers");
         return new ModelConfig
         {
             ModelType = modelType,
             HiddenSize = hidden,
             IntermediateSize = r.PositiveInt("intermediate_size"),
-            LayerCount = r.PositiveInt("num_hidden_layers"),
+            LayerCount = layerCount,
             HeadCount = heads,
             KvHeadCount = kvHeads,
             HeadDim = headDim,
@@ -127,7 +143,32 @@ public sealed record ModelConfig
             BosTokenId = r.OptionalInt("bos_token_id"),
             EosTokenIds = r.IntOrIntList("eos_token_id"),
             TorchDtype = r.OptionalString("torch_dtype"),
+            DroppedBlocks = ParseDroppedBlocks(r, layerCount),
         };
+    }
+
+    // "llmpress_dropped_blocks": [{"layer": i, "block": "self_attn" | "mlp"}, ...], layers in this config's numbering.
+    private static DroppedBlock[] ParseDroppedBlocks(ConfigReader r, int layerCount)
+    {
+        const string Field = DroppedBlock.ConfigKey;
+        if (!r.Root.TryGetProperty(Field, out var list) || list.ValueKind == JsonValueKind.Null) return [];
+        if (list.ValueKind != JsonValueKind.Array) throw r.Error(Field, "must be a list of {\"layer\": i, \"block\": \"self_attn\" or \"mlp\"}");
+        var blocks = new List<DroppedBlock>();
+        foreach (var e in list.EnumerateArray())
+        {
+            if (e.ValueKind != JsonValueKind.Object) throw r.Error(Field, $"must hold objects, not {e.GetRawText()}");
+            var er = new ConfigReader(e, r.File, Field + ".");
+            int layer = er.OptionalInt("layer") ?? throw r.Error(Field, $"entry {e.GetRawText()} has no layer");
+            if ((uint)layer >= (uint)layerCount) throw r.Error(Field, $"names layer {layer}, but the model has {layerCount} (0..{layerCount - 1})");
+            var block = er.OptionalString("block") switch
+            {
+                "self_attn" => DecoderBlock.SelfAttention,
+                "mlp" => DecoderBlock.Mlp,
+                var b => throw r.Error(Field, $"entry {e.GetRawText()}: block '{b}' is neither self_attn nor mlp"),
+            };
+            blocks.Add(new DroppedBlock(layer, block));
+        }
+        return [.. blocks];
     }
 
     private static RopeScaling ParseRopeScaling(ConfigReader r)

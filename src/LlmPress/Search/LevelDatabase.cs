@@ -127,6 +127,8 @@ public sealed class LevelDatabase : IDisposable
         if (manifest is null) throw new InvalidDataException($"{path}: not a valid level database manifest (null)");
         if (manifest.FormatVersion != LevelDatabaseManifest.CurrentVersion)
             throw new InvalidDataException($"{path}: level database version {manifest.FormatVersion}, this LlmPress reads {LevelDatabaseManifest.CurrentVersion}.");
+        if (manifest.Kind == DepthDatabase.KindName)
+            throw new InvalidDataException($"{path}: a depth database (kept/dropped sub-blocks, no compressed levels); search it with --drop-blocks K.");
         if (manifest.Kind is not ("bits" or "sparsity")) throw new InvalidDataException($"{path}: unknown kind '{manifest.Kind}' (bits or sparsity).");
         if (manifest.Levels is null || manifest.Levels.Count == 0 || manifest.Layers is null || manifest.Layers.Count == 0)
             throw new InvalidDataException($"{path}: the manifest lists no levels or no layers.");

@@ -8,4 +8,7 @@ public enum LevelKind
 
     /// <summary>Unstructured sparsities in [0, 1), pruned with SparseGPT, Wanda or magnitude.</summary>
     Sparsity,
+
+    /// <summary>Depth pruning: the attention and MLP sub-blocks of every decoder layer, each kept or dropped (<see cref="DepthUnits"/>).</summary>
+    Depth,
 }

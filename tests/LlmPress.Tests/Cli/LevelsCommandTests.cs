@@ -73,7 +73,8 @@ public class LevelsCommandTests
     }
 
     [Theory]
-    [InlineData("--kind", "depth", "--levels", "2,3", "unknown kind 'depth'")]
+    [InlineData("--kind", "width", "--levels", "2,3", "unknown kind 'width'; expected bits, sparsity or depth")]
+    [InlineData("--kind", "depth", "--levels", "2,3", "omit --levels")]
     [InlineData("--kind", "bits", "--levels", "2,9", "out of range")]
     [InlineData("--kind", "bits", "--levels", "1,2", "out of range")]
     [InlineData("--kind", "bits", "--levels", "2.5", "out of range")]
