@@ -16,6 +16,7 @@ using LlmPress.Numerics;
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 //        ... -- depth-baselines MODEL CALIB K OUT [samples] [seqlen]  (exhaustive KL of every K-sub-block drop; optimum and last-K checkpoints)
+//        ... -- search-fixtures [MODEL_DIR ...] [--bits B]   (uniform / DP / EvoPress bit allocation on the random-weight fixtures)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
@@ -48,6 +49,11 @@ if (what == "prune")
 if (what == "depth-baselines")
 {
     LlmPress.Bench.DepthBaselines.Run(args[1], args[2], int.Parse(args[3]), args[4], args.Length > 5 ? int.Parse(args[5]) : 32, args.Length > 6 ? int.Parse(args[6]) : 256);
+    return 0;
+}
+if (what == "search-fixtures")
+{
+    LlmPress.Bench.SearchFixtures.Run(args[1..]);
     return 0;
 }
 if (what == "peak")

@@ -60,4 +60,25 @@ public sealed class CalibrationData
         }
         return new CalibrationData(samples, sequenceLength, tokens.Length, seed, source);
     }
+
+    /// <summary>
+    /// Uses <paramref name="windows"/> as given (e.g. token ids sampled from a model that has no tokenizer); they must
+    /// all have the same length.
+    /// </summary>
+    /// <exception cref="ArgumentException">No windows, an empty one, or windows of different lengths.</exception>
+    public static CalibrationData FromWindows(IReadOnlyList<int[]> windows, string source)
+    {
+        ArgumentNullException.ThrowIfNull(windows);
+        if (windows.Count == 0) throw new ArgumentException("Give at least one calibration window.", nameof(windows));
+        int length = windows[0].Length;
+        if (length == 0) throw new ArgumentException("Calibration windows must hold at least one token.", nameof(windows));
+        var samples = new int[windows.Count][];
+        for (int i = 0; i < samples.Length; i++)
+        {
+            if (windows[i].Length != length)
+                throw new ArgumentException($"Calibration window {i} has {windows[i].Length} tokens, window 0 has {length}; all must have the same length.", nameof(windows));
+            samples[i] = (int[])windows[i].Clone();
+        }
+        return new CalibrationData(samples, length, samples.Length * length, seed: 0, source);
+    }
 }
