@@ -195,7 +195,8 @@ public static class EvoPressSearch
         direction > 0 ? space.Cost(layer, levels[layer] + 1) - space.Cost(layer, levels[layer]) : space.Cost(layer, levels[layer]) - space.Cost(layer, levels[layer] - 1);
 
     // All layers at the lowest common level index whose uniform cost reaches the budget, then random layers one level
-    // down until the total fits (EvoPress' initialisation for a non-integer target: from ceil(target) downwards).
+    // down until the total fits (EvoPress' initialisation for a non-integer target: from ceil(target) downwards), then
+    // random layers up into what is left.
     private static int[] RandomStart(LevelSpace space, double budget, Random rng)
     {
         int top = 0;
@@ -213,6 +214,18 @@ public static class EvoPressSearch
             for (int l = 0; l < levels.Length; l++)
                 if (levels[l] > 0) lowerable.Add(l);
             levels[lowerable[rng.Next(lowerable.Count)]]--; // non-empty: all-lowest costs ≤ budget
+        }
+        // Spend what the random lowering left over: random layers one level up while that still fits. The switches keep
+        // the cost, so budget left here would stay unused for the whole search (3.476 of 3.5 bits on stories260K).
+        var raisable = lowerable;
+        while (true)
+        {
+            raisable.Clear();
+            double slack = budget * (1 + 1e-12) - space.TotalCost(levels);
+            for (int l = 0; l < levels.Length; l++)
+                if (levels[l] + 1 < space.LevelCount(l) && space.Cost(l, levels[l] + 1) - space.Cost(l, levels[l]) <= slack) raisable.Add(l);
+            if (raisable.Count == 0) break;
+            levels[raisable[rng.Next(raisable.Count)]]++;
         }
         return levels;
     }

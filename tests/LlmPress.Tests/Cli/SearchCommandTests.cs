@@ -59,23 +59,19 @@ public class SearchCommandTests(SearchDatabaseFixture fixture) : IClassFixture<S
     public void EvoPress_NeverEndsWorseThanItsUniformStart_AndImprovesOnIt()
     {
         using var dir = new TempDirectory();
-        var shortRun = RunJson(Search(dir.File("a"), "evopress", "--generations", "15", "--offspring", "8"));
-        double start = shortRun.GetProperty("fitness_start").GetDouble();
+        var run = RunJson(Search(dir.File("a"), "evopress", "--generations", "10", "--offspring", "8"));
+        double start = run.GetProperty("fitness_start").GetDouble();
         // The start is uniform int3, scored on all calibration windows like the reported uniform baseline (same
         // windows, same reference; the two computations differ only in summation order, hence 1e-9).
-        Assert.Equal(shortRun.GetProperty("uniform").GetProperty("kl").GetDouble(), start, 1e-9);
-        var curve = shortRun.GetProperty("curve").EnumerateArray().Select(e => e.GetDouble()).ToArray();
-        Assert.Equal(16, curve.Length);
+        Assert.Equal(run.GetProperty("uniform").GetProperty("kl").GetDouble(), start, 1e-9);
+        var curve = run.GetProperty("curve").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(11, curve.Length);
         for (int g = 1; g < curve.Length; g++) Assert.True(curve[g] <= curve[g - 1], $"generation {g}: {curve[g]} > {curve[g - 1]}"); // elitism, same windows
-        Assert.True(shortRun.GetProperty("fitness_final").GetDouble() <= start);
-
-        // Improvements by level switches are rare among {2, 3, 4} bits (a 2-bit layer costs far more than a 4-bit one
-        // saves), so strict improvement is asserted on a longer run (seeded: deterministic).
-        var longRun = RunJson(Search(dir.File("b"), "evopress", "--generations", "30", "--offspring", "16"));
-        double final = longRun.GetProperty("fitness_final").GetDouble();
-        Assert.True(final < longRun.GetProperty("fitness_start").GetDouble(), $"final {final}");
-        Assert.Equal(final, longRun.GetProperty("measured").GetProperty("kl").GetDouble(), 1e-9);
-        Assert.Equal(3.0, longRun.GetProperty("average_bits_nominal").GetDouble(), 12);
+        // Exchanges across layer sizes leave uniform int3 within a few generations (seeded: deterministic).
+        double final = run.GetProperty("fitness_final").GetDouble();
+        Assert.True(final < start, $"final {final}, start {start}");
+        Assert.Equal(final, run.GetProperty("measured").GetProperty("kl").GetDouble(), 1e-9);
+        Assert.Equal(3.0, run.GetProperty("average_bits_nominal").GetDouble(), 12);
     }
 
     [Fact]

@@ -73,6 +73,23 @@ public class EvoPressSearchTests
     }
 
     [Fact]
+    public void RandomStart_FitsTheBudget_AndLeavesLessThanOneStepUnused()
+    {
+        var (space, errors, numel) = Problem(4);
+        foreach (double bits in new[] { 2.3, 2.9, 3.5, 4.75 })
+        {
+            double budget = bits * numel;
+            var options = new EvoPressOptions { Generations = 0, Offspring = 4, SurvivorsPerStage = [1], WindowsPerStage = [1], InitialCandidates = 6, Seed = 2 };
+            var start = EvoPressSearch.Run(space, budget, Separable(errors), 1, options, cancel: TestContext.Current.CancellationToken).Parent;
+            double cost = space.TotalCost(start);
+            Assert.True(cost <= budget, $"{bits} bits: cost {cost} over {budget}");
+            // No layer can go one level up within the budget (the smallest step is one level of a 64-weight layer).
+            for (int l = 0; l < start.Length; l++)
+                if (start[l] + 1 < space.LevelCount(l)) Assert.True(cost + space.Cost(l, start[l] + 1) - space.Cost(l, start[l]) > budget);
+        }
+    }
+
+    [Fact]
     public void ResumedRun_EqualsAnUninterruptedOne()
     {
         var (space, errors, numel) = Problem(3);
