@@ -16,7 +16,7 @@ using LlmPress.Numerics;
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 //        ... -- depth-baselines MODEL CALIB K OUT [samples] [seqlen]  (exhaustive KL of every K-sub-block drop; optimum and last-K checkpoints)
-//        ... -- search-fixtures [MODEL_DIR ...] [--bits B]   (uniform / DP / EvoPress bit allocation on the random-weight fixtures)
+//        ... -- search-fixtures [MODEL_DIR ...] [--bits B] [--windows N]  (uniform / DP / EvoPress bit allocation on the random-weight fixtures)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
 string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")

@@ -6,9 +6,9 @@ using LlmPress.Search;
 namespace LlmPress.Bench;
 
 /// <summary>
-/// `bench search-fixtures [MODEL_DIR ...] [--bits B]`: `search`'s bit allocation on the random-weight fixtures, which
-/// have no tokenizer: calibration and evaluation windows are sampled from the model itself (64 × 128 each, different
-/// seeds). Per model: a GPTQ g128 database of bits 2–6 (calibration level 3), then uniform, DP (database
+/// `bench search-fixtures [MODEL_DIR ...] [--bits B] [--windows N]`: `search`'s bit allocation on the random-weight fixtures, which
+/// have no tokenizer: calibration and evaluation windows are sampled from the model itself (N × 128 each, default 64,
+/// different seeds). Per model: a GPTQ g128 database of bits 2–6 (calibration level 3), then uniform, DP (database
 /// sensitivities, KL metric) and EvoPress (50 generations × 16, started at uniform) at B bits (default 3), each
 /// measured on the held-out windows: KL to the uncompressed model and perplexity of the windows.
 /// </summary>
@@ -17,25 +17,27 @@ internal static class SearchFixtures
     public static void Run(string[] args)
     {
         double bits = 3;
+        int windows = 64;
         var models = new List<string>();
         for (int i = 0; i < args.Length; i++)
             if (args[i] == "--bits") bits = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+            else if (args[i] == "--windows") windows = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
             else models.Add(args[i]);
         if (models.Count == 0)
             foreach (string name in new[] { "tiny-llama3", "tiny-qwen2", "tiny-mistral" })
                 models.Add(Path.Combine("..", "shared", "models", name));
         Console.WriteLine($"| model | linears | uniform int{bits:0.#} KL / ppl | dp KL / ppl (predicted KL first order / corrected) | evopress KL / ppl (calibration curve) | base ppl |");
         Console.WriteLine("|---|---|---|---|---|---|");
-        foreach (string path in models) RunOne(path, bits);
+        foreach (string path in models) RunOne(path, bits, windows);
     }
 
-    private static void RunOne(string path, double bits)
+    private static void RunOne(string path, double bits, int windowCount)
     {
         var clock = Stopwatch.StartNew();
         using var model = LlamaModel.Load(path);
         int length = Math.Min(128, model.Config.MaxPositions);
-        var calibration = SelfGeneratedCalibration.Sample(model, 64, length, seed: 1);
-        var held = SelfGeneratedCalibration.Sample(model, 64, length, seed: 2).Samples;
+        var calibration = SelfGeneratedCalibration.Sample(model, windowCount, length, seed: 1);
+        var held = SelfGeneratedCalibration.Sample(model, windowCount, length, seed: 2).Samples;
         using var dir = new TempDir();
         using var database = LevelDatabaseBuilder.Build(model, new LevelDatabaseOptions { Levels = [2, 3, 4, 5, 6], CalibrationLevel = 3 }, calibration, dir.Path);
 
