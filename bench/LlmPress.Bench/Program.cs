@@ -16,6 +16,8 @@ using LlmPress.Numerics;
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
+// DECODE_INT8=0: single-token products with packed 4-bit weights take exact FP32 activations (before/after comparisons in one build).
+if (Environment.GetEnvironmentVariable("DECODE_INT8") == "0") LlmPress.Models.DecodeActivations.Int8 = false;
 string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
 {

@@ -64,11 +64,13 @@ public class Int8DotGemvTests
                         int chunk = c / 128, j = c % 128, col = chunk * 128 + (j < 64 ? 2 * j : 2 * (j - 64) + 1);
                         Assert.Equal(col < k ? values[col] : 0, a.Codes[c]);
                     }
-                    for (int h = 0; h < 2 * a.Blocks; h++)
+                    for (int lane = 0; lane < 16 * a.Chunks; lane++)
                     {
+                        // Lane L of chunk c: columns 128c + 8L .. 128c + 8L + 7.
                         int sum = 0;
-                        for (int col = 16 * h; col < Math.Min(k, 16 * h + 16); col++) sum += values[col];
-                        Assert.Equal(sum, a.HalfSums[h]);
+                        for (int col = 8 * lane; col < Math.Min(k, 8 * lane + 8); col++) sum += values[col];
+                        Assert.Equal(sum, a.LaneSums[lane]);
+                        Assert.Equal(sum, a.LaneSumsF[lane]);
                     }
                 }
             }

@@ -24,7 +24,8 @@ internal sealed unsafe class Int8Activation
 
     private sbyte[] _codes = [];
     private float[] _laneScales = [], _blockScales = [];
-    private int[] _halfSums = [];
+    private int[] _laneSums = [];
+    private float[] _laneSumsF = [];
 
     /// <summary>Columns quantized.</summary>
     public int Cols { get; private set; }
@@ -39,8 +40,10 @@ internal sealed unsafe class Int8Activation
     public float* LaneScales { get; private set; }
     /// <summary>[Blocks]: sx_b.</summary>
     public float* BlockScales { get; private set; }
-    /// <summary>[2·Blocks]: Σ x8 over each 16-column half-block (for zero points and level offsets).</summary>
-    public int* HalfSums { get; private set; }
+    /// <summary>[Chunks, 16]: Σ x8 over the 8 columns of each lane (for level offsets, in integers).</summary>
+    public int* LaneSums { get; private set; }
+    /// <summary>[Chunks, 16]: <see cref="LaneSums"/> as floats (for zero points).</summary>
+    public float* LaneSumsF { get; private set; }
 
     /// <summary>This thread's instance holding x[k] quantized (valid until this thread's next call).</summary>
     public static Int8Activation Quantize(float* x, int k)
@@ -58,7 +61,8 @@ internal sealed unsafe class Int8Activation
             _codes = GC.AllocateArray<sbyte>(chunks * 128, pinned: true);
             _laneScales = GC.AllocateArray<float>(chunks * 16, pinned: true);
             _blockScales = GC.AllocateArray<float>(chunks * 4, pinned: true);
-            _halfSums = GC.AllocateArray<int>(chunks * 8, pinned: true);
+            _laneSums = GC.AllocateArray<int>(chunks * 16, pinned: true);
+            _laneSumsF = GC.AllocateArray<float>(chunks * 16, pinned: true);
         }
         Cols = k;
         Chunks = chunks;
@@ -66,7 +70,8 @@ internal sealed unsafe class Int8Activation
         Codes = (sbyte*)Unsafe.AsPointer(ref _codes[0]);
         LaneScales = (float*)Unsafe.AsPointer(ref _laneScales[0]);
         BlockScales = (float*)Unsafe.AsPointer(ref _blockScales[0]);
-        HalfSums = (int*)Unsafe.AsPointer(ref _halfSums[0]);
+        LaneSums = (int*)Unsafe.AsPointer(ref _laneSums[0]);
+        LaneSumsF = (float*)Unsafe.AsPointer(ref _laneSumsF[0]);
 
         // natural: one chunk's 128 int8 values in column order, before the even/odd split.
         sbyte* natural = stackalloc sbyte[128];
@@ -89,20 +94,23 @@ internal sealed unsafe class Int8Activation
                     new ReadOnlySpan<float>(src, k - col).CopyTo(new Span<float>(padded, 32));
                     src = padded;
                 }
-                QuantizeBlock(src, natural + 32 * j, out BlockScales[b], out HalfSums[2 * b], out HalfSums[2 * b + 1]);
+                BlockScales[b] = QuantizeBlock(src, natural + 32 * j);
             }
             SplitEvenOdd(natural, Codes + 128 * c);
             for (int lane = 0; lane < 16; lane++)
             {
-                int b = 4 * c + lane / 4;
+                int b = 4 * c + lane / 4, sum = 0;
+                for (int i = 0; i < 8; i++) sum += natural[8 * lane + i];
                 LaneScales[16 * c + lane] = b < blocks ? BlockScales[b] : 0f;
+                LaneSums[16 * c + lane] = sum;
+                LaneSumsF[16 * c + lane] = sum;
             }
         }
     }
 
-    // 32 floats → 32 int8 (column order), their scale and the sums of each 16.
+    // 32 floats → 32 int8 (column order); returns their scale.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void QuantizeBlock(float* src, sbyte* dst, out float scale, out int sum0, out int sum1)
+    private static float QuantizeBlock(float* src, sbyte* dst)
     {
         var v0 = Vector512.Load(src);
         var v1 = Vector512.Load(src + 16);
@@ -112,9 +120,7 @@ internal sealed unsafe class Int8Activation
         if (bad || !(amax >= TinyBlock))
         {
             new Span<sbyte>(dst, 32).Clear();
-            scale = bad ? float.NaN : 0f;
-            sum0 = sum1 = 0;
-            return;
+            return bad ? float.NaN : 0f;
         }
         float inverse = 127f / amax;
         // vcvtps2dq rounds to nearest even (the default MXCSR mode), as MathF.Round does; |x · inverse| ≤ 127.
@@ -122,9 +128,7 @@ internal sealed unsafe class Int8Activation
         var q1 = Avx512F.ConvertToVector512Int32(v1 * inverse);
         Avx512F.ConvertToVector128SByte(q0).Store(dst);
         Avx512F.ConvertToVector128SByte(q1).Store(dst + 16);
-        scale = amax / 127f;
-        sum0 = Vector512.Sum(q0);
-        sum1 = Vector512.Sum(q1);
+        return amax / 127f;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -155,21 +159,6 @@ internal sealed unsafe class Int8Activation
         {
             dst[j] = natural[2 * j];
             dst[64 + j] = natural[2 * j + 1];
-        }
-    }
-
-    /// <summary>
-    /// dst[g] = Σ over the 16-column half-blocks h of group g (groups of <paramref name="groupSize"/> columns, a
-    /// multiple of 16 or ≥ Cols) of sx_{h/2} · Σ x8_h, in increasing h: the Σ x·(zero point or level offset) term.
-    /// </summary>
-    public void GroupSums(int groupSize, int groups, float* dst)
-    {
-        new Span<float>(dst, groups).Clear();
-        int halves = (Cols + 15) / 16;
-        for (int h = 0; h < halves; h++)
-        {
-            int g = Math.Min(groups - 1, h * 16 / groupSize);
-            dst[g] += BlockScales[h >> 1] * HalfSums[h];
         }
     }
 }

@@ -29,44 +29,52 @@ internal static unsafe class Int8DotGemv
     /// <summary>True when this CPU runs the kernel (AVX-512 BW).</summary>
     public static bool IsSupported => Avx512BW.IsSupported && Avx512F.VL.IsSupported;
 
-    /// <summary>True when <paramref name="w"/>'s format and grouping fit the kernel.</summary>
+    /// <summary>True when <paramref name="w"/>'s format and grouping fit the kernel (zero points only with integer levels).</summary>
     public static bool Applies(QuantizedMatrix w) =>
-        w.Bits == 4 && w.ByteLevels is not null && (w.Groups == 1 || w.GroupSize % 128 == 0 || w.GroupSize is 16 or 32 or 64);
+        w.Bits == 4 && w.ByteLevels is { } map && (w.Zeros is null || (map.Factor == 1 && map.Offset == 0))
+        && (w.Groups == 1 || w.GroupSize % 128 == 0 || w.GroupSize is 16 or 32 or 64);
 
     /// <summary>y[r] for rows [r0, r1) (y: [W.Rows]) from the activation quantized by <see cref="Int8Activation.Quantize"/>.</summary>
     public static void Rows(QuantizedMatrix w, Int8Activation a, float* y, int r0, int r1)
     {
         if (a.Cols != w.Cols) throw new ArgumentException($"The activation has {a.Cols} columns, the matrix {w.Cols}.", nameof(a));
-        if (w.ByteLevels!.IsIdentity) Rows<Nibbles>(w, a, y, r0, r1);
-        else Rows<Lookup>(w, a, y, r0, r1);
+        if (w.ByteLevels!.IsIdentity)
+        {
+            if (w.Zeros is null) Rows<Nibbles, NoZeros>(w, a, y, r0, r1);
+            else Rows<Nibbles, Zeros>(w, a, y, r0, r1);
+        }
+        else Rows<Lookup, NoZeros>(w, a, y, r0, r1);
     }
 
-    private static void Rows<TMap>(QuantizedMatrix w, Int8Activation a, float* y, int r0, int r1) where TMap : struct, INibbleMap
+    private static void Rows<TMap, TZeros>(QuantizedMatrix w, Int8Activation a, float* y, int r0, int r1)
+        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints
     {
-        if (w.Groups == 1 || w.GroupSize % 128 == 0) Run<TMap, Broadcast>(w, a, y, r0, r1);
-        else if (w.GroupSize == 64) Run<TMap, Halves>(w, a, y, r0, r1);
-        else if (w.GroupSize == 32) Run<TMap, Quarters>(w, a, y, r0, r1);
-        else Run<TMap, Eighths>(w, a, y, r0, r1);
+        if (w.Groups == 1 || w.GroupSize % 128 == 0) Run<TMap, TZeros, Broadcast>(w, a, y, r0, r1);
+        else if (w.GroupSize == 64) Run<TMap, TZeros, Halves>(w, a, y, r0, r1);
+        else if (w.GroupSize == 32) Run<TMap, TZeros, Quarters>(w, a, y, r0, r1);
+        else Run<TMap, TZeros, Eighths>(w, a, y, r0, r1);
     }
 
-    private static void Run<TMap, TLanes>(QuantizedMatrix w, Int8Activation a, float* y, int r0, int r1)
-        where TMap : struct, INibbleMap where TLanes : struct, ILaneScales
+    private static void Run<TMap, TZeros, TLanes>(QuantizedMatrix w, Int8Activation a, float* y, int r0, int r1)
+        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints where TLanes : struct, ILaneScales
     {
         int k = w.Cols, groups = w.Groups, groupSize = w.GroupSize, full = k / 128;
         nint rowBytes = w.RowBytes;
         var map = w.ByteLevels!;
         var table = map.Table;
-        float factor = map.Factor, offset = map.Offset, inverseFactor = 1f / map.Factor;
+        float inverseFactor = 1f / map.Factor;
         int chunksPerGroup = groups == 1 ? int.MaxValue : Math.Max(1, groupSize / 128); // Broadcast only
         // The partial last chunk: its codes and (masked lane modes) its groups' scales are read with masks.
         bool tail = full < a.Chunks;
         var codeMask = Vector512.LessThan(Vector512<byte>.Indices, Vector512.Create((byte)Math.Min(63, rowBytes - full * 64)));
         int tailGroups = groups - Math.Min(groups - 1, full * 128 / groupSize);
         var scaleMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(tailGroups)).AsSingle();
-        float* groupSums = stackalloc float[groups];
-        a.GroupSums(groupSize, groups, groupSums);
         sbyte* x8 = a.Codes;
-        float* laneScales = a.LaneScales;
+        float* laneScales = a.LaneScales, laneSums = a.LaneSumsF;
+        // Σ (u − O)·x8 = Σ u·x8 − O·Σ x8: the level offset comes off each lane in integers.
+        int* offsets = stackalloc int[TMap.HasOffset ? a.Chunks * 16 : 0];
+        if (TMap.HasOffset)
+            for (int i = 0; i < a.Chunks * 16; i++) offsets[i] = map.Offset * a.LaneSums[i];
         fixed (byte* codes = w.Codes)
         fixed (float* scales = w.Scales, zeros = w.Zeros)
         {
@@ -75,100 +83,125 @@ internal static unsafe class Int8DotGemv
             {
                 byte* p0 = codes + r * rowBytes, p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
                 float* s0 = scales + (nint)r * groups, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
+                float* z0 = TZeros.Present ? zeros + (nint)r * groups : null, z1 = z0 + groups, z2 = z1 + groups, z3 = z2 + groups;
                 Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+                int g = 0, inGroup = 0;
                 for (int c = 0; c < full; c++)
                 {
                     var xe = Vector512.Load(x8 + c * 128);
                     var xo = Vector512.Load(x8 + c * 128 + 64);
                     var sx = Vector512.Load(laneScales + c * 16);
-                    t0 = Step<TMap>(Vector512.Load(p0 + c * 64), xe, xo, sx, TLanes.Full(s0, c, chunksPerGroup), table, t0);
-                    t1 = Step<TMap>(Vector512.Load(p1 + c * 64), xe, xo, sx, TLanes.Full(s1, c, chunksPerGroup), table, t1);
-                    t2 = Step<TMap>(Vector512.Load(p2 + c * 64), xe, xo, sx, TLanes.Full(s2, c, chunksPerGroup), table, t2);
-                    t3 = Step<TMap>(Vector512.Load(p3 + c * 64), xe, xo, sx, TLanes.Full(s3, c, chunksPerGroup), table, t3);
+                    var xs = TZeros.Present ? Vector512.Load(laneSums + c * 16) : default;
+                    var off = TMap.HasOffset ? Vector512.Load(offsets + c * 16) : default;
+                    t0 = Step<TMap, TZeros>(Vector512.Load(p0 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s0, c, g), TZeros.Present ? TLanes.Full(z0, c, g) : default, table, t0);
+                    t1 = Step<TMap, TZeros>(Vector512.Load(p1 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s1, c, g), TZeros.Present ? TLanes.Full(z1, c, g) : default, table, t1);
+                    t2 = Step<TMap, TZeros>(Vector512.Load(p2 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s2, c, g), TZeros.Present ? TLanes.Full(z2, c, g) : default, table, t2);
+                    t3 = Step<TMap, TZeros>(Vector512.Load(p3 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s3, c, g), TZeros.Present ? TLanes.Full(z3, c, g) : default, table, t3);
+                    if (++inGroup == chunksPerGroup)
+                    {
+                        inGroup = 0;
+                        g++;
+                    }
                 }
                 if (tail)
                 {
-                    t0 = TailStep<TMap, TLanes>(p0, s0, x8, laneScales, full, chunksPerGroup, codeMask, scaleMask, table, t0);
-                    t1 = TailStep<TMap, TLanes>(p1, s1, x8, laneScales, full, chunksPerGroup, codeMask, scaleMask, table, t1);
-                    t2 = TailStep<TMap, TLanes>(p2, s2, x8, laneScales, full, chunksPerGroup, codeMask, scaleMask, table, t2);
-                    t3 = TailStep<TMap, TLanes>(p3, s3, x8, laneScales, full, chunksPerGroup, codeMask, scaleMask, table, t3);
+                    var xe = Vector512.Load(x8 + full * 128);
+                    var xo = Vector512.Load(x8 + full * 128 + 64);
+                    var sx = Vector512.Load(laneScales + full * 16);
+                    var xs = TZeros.Present ? Vector512.Load(laneSums + full * 16) : default;
+                    var off = TMap.HasOffset ? Vector512.Load(offsets + full * 16) : default;
+                    var zero = Vector512<byte>.Zero;
+                    t0 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p0 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s0, full, g, scaleMask),
+                        TZeros.Present ? TLanes.Tail(z0, full, g, scaleMask) : default, table, t0);
+                    t1 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p1 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s1, full, g, scaleMask),
+                        TZeros.Present ? TLanes.Tail(z1, full, g, scaleMask) : default, table, t1);
+                    t2 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p2 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s2, full, g, scaleMask),
+                        TZeros.Present ? TLanes.Tail(z2, full, g, scaleMask) : default, table, t2);
+                    t3 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p3 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s3, full, g, scaleMask),
+                        TZeros.Present ? TLanes.Tail(z3, full, g, scaleMask) : default, table, t3);
                 }
-                float* z0 = zeros == null ? null : zeros + (nint)r * groups;
-                y[r] = Finish(t0, s0, z0, groupSums, groups, factor, offset, inverseFactor);
-                y[r + 1] = Finish(t1, s1, z0 == null ? null : z0 + groups, groupSums, groups, factor, offset, inverseFactor);
-                y[r + 2] = Finish(t2, s2, z0 == null ? null : z0 + 2 * groups, groupSums, groups, factor, offset, inverseFactor);
-                y[r + 3] = Finish(t3, s3, z0 == null ? null : z0 + 3 * groups, groupSums, groups, factor, offset, inverseFactor);
+                (Reduce4(t0, t1, t2, t3) * inverseFactor).Store(y + r);
             }
             for (; r < r1; r++)
             {
+                // The same per-row arithmetic as in a 4-row block (each output of Reduce4 depends on its own row only).
                 byte* p = codes + r * rowBytes;
                 float* s = scales + (nint)r * groups;
+                float* z = TZeros.Present ? zeros + (nint)r * groups : null;
                 Vector512<float> t = default;
+                int g = 0, inGroup = 0;
                 for (int c = 0; c < full; c++)
-                    t = Step<TMap>(Vector512.Load(p + c * 64), Vector512.Load(x8 + c * 128), Vector512.Load(x8 + c * 128 + 64),
-                        Vector512.Load(laneScales + c * 16), TLanes.Full(s, c, chunksPerGroup), table, t);
-                if (tail) t = TailStep<TMap, TLanes>(p, s, x8, laneScales, full, chunksPerGroup, codeMask, scaleMask, table, t);
-                y[r] = Finish(t, s, zeros == null ? null : zeros + (nint)r * groups, groupSums, groups, factor, offset, inverseFactor);
+                {
+                    t = Step<TMap, TZeros>(Vector512.Load(p + c * 64), Vector512.Load(x8 + c * 128), Vector512.Load(x8 + c * 128 + 64),
+                        Vector512.Load(laneScales + c * 16), TZeros.Present ? Vector512.Load(laneSums + c * 16) : default,
+                        TMap.HasOffset ? Vector512.Load(offsets + c * 16) : default, TLanes.Full(s, c, g),
+                        TZeros.Present ? TLanes.Full(z, c, g) : default, table, t);
+                    if (++inGroup == chunksPerGroup)
+                    {
+                        inGroup = 0;
+                        g++;
+                    }
+                }
+                if (tail)
+                    t = Step<TMap, TZeros>(Avx512BW.MaskLoad(p + full * 64, codeMask, Vector512<byte>.Zero), Vector512.Load(x8 + full * 128),
+                        Vector512.Load(x8 + full * 128 + 64), Vector512.Load(laneScales + full * 16),
+                        TZeros.Present ? Vector512.Load(laneSums + full * 16) : default, TMap.HasOffset ? Vector512.Load(offsets + full * 16) : default,
+                        TLanes.Tail(s, full, g, scaleMask), TZeros.Present ? TLanes.Tail(z, full, g, scaleMask) : default, table, t);
+                y[r] = (Reduce4(t, t, t, t) * inverseFactor).ToScalar();
             }
         }
     }
 
-    // t + (Σ_{8 columns of lane L} u·x8) · sx_L · sw_L over the 16 lanes of one 128-column chunk.
+    // t + ((Σ_{8 columns of lane L} (u − O)·x8) − z_L·Σ x8) · sx_L · sw_L over the 16 lanes of one 128-column chunk.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Step<TMap>(Vector512<byte> q, Vector512<sbyte> xe, Vector512<sbyte> xo, Vector512<float> sx,
-        Vector512<float> sw, Vector512<byte> table, Vector512<float> t) where TMap : struct, INibbleMap
+    private static Vector512<float> Step<TMap, TZeros>(Vector512<byte> q, Vector512<sbyte> xe, Vector512<sbyte> xo, Vector512<float> sx,
+        Vector512<float> xs, Vector512<int> offset, Vector512<float> sw, Vector512<float> z, Vector512<byte> table, Vector512<float> t)
+        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints
     {
         var nibble = Vector512.Create((byte)15);
         var even = TMap.Map(q & nibble, table);
         var odd = TMap.Map(Avx512BW.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & nibble, table);
         var pairs = Avx512BW.MultiplyAddAdjacent(even, xe) + Avx512BW.MultiplyAddAdjacent(odd, xo);
         var lanes = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One);
-        return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(lanes) * sx, sw, t);
+        if (TMap.HasOffset) lanes -= offset;
+        var f = Avx512F.ConvertToVector512Single(lanes);
+        if (TZeros.Present) f = Avx512F.FusedMultiplyAddNegated(z, xs, f);
+        return Avx512F.FusedMultiplyAdd(f * sx, sw, t);
     }
 
-    // The partial last chunk: codes past the row read as zero (the activation is zero there too), scales past the row as zero.
+    // The lane sums of four rows → [Σa, Σb, Σc, Σd]; each output depends only on its own input, in a fixed order.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> TailStep<TMap, TLanes>(byte* rowCodes, float* rowScales, sbyte* x8, float* laneScales, int c,
-        int chunksPerGroup, Vector512<byte> codeMask, Vector512<float> scaleMask, Vector512<byte> table, Vector512<float> t)
-        where TMap : struct, INibbleMap where TLanes : struct, ILaneScales
+    private static Vector128<float> Reduce4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
     {
-        var q = Avx512BW.MaskLoad(rowCodes + c * 64, codeMask, Vector512<byte>.Zero);
-        return Step<TMap>(q, Vector512.Load(x8 + c * 128), Vector512.Load(x8 + c * 128 + 64), Vector512.Load(laneScales + c * 16),
-            TLanes.Tail(rowScales, c, chunksPerGroup, scaleMask), table, t);
+        var ab = Avx.HorizontalAdd(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper());
+        var cd = Avx.HorizontalAdd(c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
+        var abcd = Avx.HorizontalAdd(ab, cd);
+        return abcd.GetLower() + abcd.GetUpper();
     }
 
-    // (1/F) · (Σ lanes − Σ_g sw_g · (O + F·z_g) · groupSums_g).
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Finish(Vector512<float> t, float* s, float* z, float* groupSums, int groups, float factor, float offset, float inverseFactor)
+    /// <summary>Whether the matrix has zero points.</summary>
+    private interface IZeroPoints
     {
-        float correction = 0f;
-        if (z != null || offset != 0f)
-        {
-            var acc = Vector512<float>.Zero;
-            int g = 0;
-            if (z != null)
-            {
-                for (; g + 16 <= groups; g += 16)
-                    acc = Avx512F.FusedMultiplyAdd(Vector512.Load(s + g) * Avx512F.FusedMultiplyAdd(Vector512.Create(factor), Vector512.Load(z + g),
-                        Vector512.Create(offset)), Vector512.Load(groupSums + g), acc);
-                correction = Vector512.Sum(acc);
-                for (; g < groups; g++) correction += s[g] * (offset + factor * z[g]) * groupSums[g];
-            }
-            else
-            {
-                for (; g + 16 <= groups; g += 16) acc = Avx512F.FusedMultiplyAdd(Vector512.Load(s + g), Vector512.Load(groupSums + g), acc);
-                correction = Vector512.Sum(acc);
-                for (; g < groups; g++) correction += s[g] * groupSums[g];
-                correction *= offset;
-            }
-        }
-        return inverseFactor * (Vector512.Sum(t) - correction);
+        static abstract bool Present { get; }
+    }
+
+    private struct Zeros : IZeroPoints
+    {
+        public static bool Present => true;
+    }
+
+    private struct NoZeros : IZeroPoints
+    {
+        public static bool Present => false;
     }
 
     /// <summary>Maps 64 nibbles (one per byte) to their level bytes.</summary>
     private interface INibbleMap
     {
         static abstract Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table);
+
+        /// <summary>Whether the bytes carry an offset O (level = (u − O)/F) to take off.</summary>
+        static abstract bool HasOffset { get; }
     }
 
     /// <summary>INT4: the nibble is the byte.</summary>
@@ -176,6 +209,8 @@ internal static unsafe class Int8DotGemv
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table) => nibbles;
+
+        public static bool HasOffset => false;
     }
 
     /// <summary>A level table (E2M1): one vpshufb.</summary>
@@ -183,27 +218,29 @@ internal static unsafe class Int8DotGemv
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table) => Avx512BW.Shuffle(table, nibbles);
+
+        public static bool HasOffset => true;
     }
 
-    /// <summary>The weight scale of each of a chunk's 16 lanes (lane L = columns 8L..8L+7).</summary>
+    /// <summary>The weight scale (or zero point) of each of a chunk's 16 lanes (lane L = columns 8L..8L+7); group: the chunk's group (Broadcast).</summary>
     private interface ILaneScales
     {
         /// <summary>A chunk whose groups all exist.</summary>
-        static abstract Vector512<float> Full(float* rowScales, int chunk, int chunksPerGroup);
+        static abstract Vector512<float> Full(float* rowScales, int chunk, int group);
 
         /// <summary>The partial last chunk: scales of groups past the row (scaleMask lanes off) read as zero.</summary>
-        static abstract Vector512<float> Tail(float* rowScales, int chunk, int chunksPerGroup, Vector512<float> scaleMask);
+        static abstract Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask);
     }
 
     /// <summary>Groups of a multiple of 128 columns, or one per row: one scale per chunk.</summary>
     private struct Broadcast : ILaneScales
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Full(float* rowScales, int chunk, int chunksPerGroup) => Vector512.Create(rowScales[chunk / chunksPerGroup]);
+        public static Vector512<float> Full(float* rowScales, int chunk, int group) => Vector512.Create(rowScales[group]);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Tail(float* rowScales, int chunk, int chunksPerGroup, Vector512<float> scaleMask) =>
-            Vector512.Create(rowScales[chunk / chunksPerGroup]);
+        public static Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask) =>
+            Vector512.Create(rowScales[group]);
     }
 
     /// <summary>Groups of 64: lanes 0–7 and 8–15.</summary>
@@ -212,11 +249,11 @@ internal static unsafe class Int8DotGemv
         private static readonly Vector512<int> s_spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Full(float* rowScales, int chunk, int chunksPerGroup) =>
+        public static Vector512<float> Full(float* rowScales, int chunk, int group) =>
             Avx512F.PermuteVar16x32(Vector128.CreateScalar(*(double*)(rowScales + 2 * chunk)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), s_spread);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Tail(float* rowScales, int chunk, int chunksPerGroup, Vector512<float> scaleMask) =>
+        public static Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask) =>
             Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 2 * chunk, scaleMask, Vector512<float>.Zero), s_spread);
     }
 
@@ -226,11 +263,11 @@ internal static unsafe class Int8DotGemv
         private static readonly Vector512<int> s_spread = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Full(float* rowScales, int chunk, int chunksPerGroup) =>
+        public static Vector512<float> Full(float* rowScales, int chunk, int group) =>
             Avx512F.PermuteVar16x32(Vector128.Load(rowScales + 4 * chunk).ToVector256Unsafe().ToVector512Unsafe(), s_spread);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Tail(float* rowScales, int chunk, int chunksPerGroup, Vector512<float> scaleMask) =>
+        public static Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask) =>
             Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 4 * chunk, scaleMask, Vector512<float>.Zero), s_spread);
     }
 
@@ -240,11 +277,11 @@ internal static unsafe class Int8DotGemv
         private static readonly Vector512<int> s_spread = Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Full(float* rowScales, int chunk, int chunksPerGroup) =>
+        public static Vector512<float> Full(float* rowScales, int chunk, int group) =>
             Avx512F.PermuteVar16x32(Vector256.Load(rowScales + 8 * chunk).ToVector512Unsafe(), s_spread);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Tail(float* rowScales, int chunk, int chunksPerGroup, Vector512<float> scaleMask) =>
+        public static Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask) =>
             Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 8 * chunk, scaleMask, Vector512<float>.Zero), s_spread);
     }
 }
