@@ -246,42 +246,45 @@ internal static unsafe class Int8DotGemv
     /// <summary>Groups of 64: lanes 0–7 and 8–15.</summary>
     private struct Halves : ILaneScales
     {
-        private static readonly Vector512<int> s_spread = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        // A constant the JIT embeds (a static readonly field was re-read from the struct's statics in the loop).
+        private static Vector512<int> Spread => Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Full(float* rowScales, int chunk, int group) =>
-            Avx512F.PermuteVar16x32(Vector128.CreateScalar(*(double*)(rowScales + 2 * chunk)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), s_spread);
+            Avx512F.PermuteVar16x32(Vector128.CreateScalar(*(double*)(rowScales + 2 * chunk)).AsSingle().ToVector256Unsafe().ToVector512Unsafe(), Spread);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask) =>
-            Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 2 * chunk, scaleMask, Vector512<float>.Zero), s_spread);
+            Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 2 * chunk, scaleMask, Vector512<float>.Zero), Spread);
     }
 
     /// <summary>Groups of 32: four lanes each.</summary>
     private struct Quarters : ILaneScales
     {
-        private static readonly Vector512<int> s_spread = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        // A constant the JIT embeds (a static readonly field was re-read from the struct's statics in the loop).
+        private static Vector512<int> Spread => Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Full(float* rowScales, int chunk, int group) =>
-            Avx512F.PermuteVar16x32(Vector128.Load(rowScales + 4 * chunk).ToVector256Unsafe().ToVector512Unsafe(), s_spread);
+            Avx512F.PermuteVar16x32(Vector128.Load(rowScales + 4 * chunk).ToVector256Unsafe().ToVector512Unsafe(), Spread);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask) =>
-            Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 4 * chunk, scaleMask, Vector512<float>.Zero), s_spread);
+            Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 4 * chunk, scaleMask, Vector512<float>.Zero), Spread);
     }
 
     /// <summary>Groups of 16 (NVFP4): two lanes each.</summary>
     private struct Eighths : ILaneScales
     {
-        private static readonly Vector512<int> s_spread = Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        // A constant the JIT embeds (a static readonly field was re-read from the struct's statics in the loop).
+        private static Vector512<int> Spread => Vector512.Create(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Full(float* rowScales, int chunk, int group) =>
-            Avx512F.PermuteVar16x32(Vector256.Load(rowScales + 8 * chunk).ToVector512Unsafe(), s_spread);
+            Avx512F.PermuteVar16x32(Vector256.Load(rowScales + 8 * chunk).ToVector512Unsafe(), Spread);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Tail(float* rowScales, int chunk, int group, Vector512<float> scaleMask) =>
-            Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 8 * chunk, scaleMask, Vector512<float>.Zero), s_spread);
+            Avx512F.PermuteVar16x32(Avx512F.MaskLoad(rowScales + 8 * chunk, scaleMask, Vector512<float>.Zero), Spread);
     }
 }
