@@ -140,7 +140,7 @@ if (what == "decode-tps")
     Parallelism.MaxThreads = args.Length > 1 ? int.Parse(args[1]) : Environment.ProcessorCount;
     int runs = args.Length > 2 ? int.Parse(args[2]) : 5;
     var config = LlmPress.Models.RandomModel.SmolLM2Shape;
-    foreach (var form in new[] { "bf16", "int4", "mxfp4", "nvfp4" })
+    foreach (var form in Environment.GetEnvironmentVariable("FORMS")?.Split(',') ?? ["bf16", "int4", "mxfp4", "nvfp4"])
     {
         var model = RandomModelIn(config, form);
         var tps = new double[runs];

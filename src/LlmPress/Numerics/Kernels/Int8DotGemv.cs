@@ -7,22 +7,26 @@ namespace LlmPress.Numerics.Kernels;
 /// <summary>
 /// Decode GEMV (one activation row) of a 4-bit <see cref="QuantizedMatrix"/> with integer inner products: the
 /// activation is quantized once to int8 per 32 columns (<see cref="Int8Activation"/>) and each weight code, written
-/// as a small byte u (<see cref="ByteLevels"/>: level = (u − O)/F), is multiplied by it in integers:
+/// as a small byte u (<see cref="ByteLevels"/>: level = (u − O)/F), is multiplied by it in integers. With lane L of a
+/// 128-column chunk covering its columns 8L..8L+7 (one 32-column block b, one weight group g when groups are ≥ 16):
 /// <code>
-///   y_r = (1/F) · [ Σ_b sw_g(b) · sx_b · Σ_{c∈b} u_c · x8_c  −  Σ_g sw_g · (O + F·z_g) · Σ_{b∈g} sx_b · Σ_{c∈b} x8_c ]
+///   y_r = (1/F) · Σ_chunks Σ_L sw_g · sx_b · ( Σ_{c∈L} (u_c − O)·x8_c  −  F·z_g · Σ_{c∈L} x8_c )
 /// </code>
-/// which is Σ_c W[r, c] · (sx_b · x8_c) exactly up to the FP32 rounding of the scale products and the final sums.
+/// which is Σ_c W[r, c] · (sx_b · x8_c) exactly up to the FP32 rounding of the scale products and the final sums
+/// (the integer sums are exact). Zero points come with integer levels only (F = 1, O = 0).
 /// </summary>
 /// <remarks>
 /// Why: the FP32-activation kernel (<see cref="QuantizedGemv"/>) spends ~7 vector instructions per 32 weights
 /// widening codes to floats and is instruction-bound on Zen 4 below memory bandwidth. Here 128 weights (64 bytes of
-/// codes) take: one load, two AND, one shift (low/high nibbles), two vpmaddubsw (u8 × s8 → pairs summed in int16), one
-/// int16 add, one vpmaddwd against ones (→ 16 int32 lanes, lane L = columns 8L..8L+7 of the chunk), then one convert,
-/// one multiply by the lanes' sx and one FMA with the lanes' weight scales. (VNNI's vpdpbusd would fuse the three
-/// integer steps, but .NET 10 exposes it only as AvxVnni / Avx10v1, neither of which Zen 4 reports.)
-/// No overflow: u ≤ 64 and |x8| ≤ 127 keep each int16 sum of four products below 32768, and an int32 lane holds
-/// eight products per chunk. Rows are independent and go through the same per-row arithmetic whether in a 4-row block
-/// or alone, so results do not depend on the thread count. Groups: 16, 32, 64, any multiple of 128, or one per row.
+/// codes) of a row take: one load, two AND and one shift (low/high nibbles; E2M1: two vpshufb through the byte table),
+/// two vpmaddubsw (u8 × s8 → pairs summed in int16), one int16 add, one vpmaddwd against ones (→ 16 int32 lanes),
+/// then one convert, one multiply by the lanes' sx and one FMA with the lanes' weight scales (plus one subtraction
+/// for a level offset, one FMA for zero points); the activation loads are shared by four rows. (VNNI's vpdpbusd
+/// would fuse the three integer steps, but .NET 10 exposes it only as AvxVnni / Avx10v1, neither of which Zen 4
+/// reports.) No overflow: u ≤ 64 and |x8| ≤ 127 keep each int16 sum of four products below 32768, and an int32 lane
+/// holds eight products per chunk. Rows are independent and go through the same per-row arithmetic whether in a
+/// 4-row block or alone, so results do not depend on the thread count. Groups: 16, 32, 64, any multiple of 128, or
+/// one per row.
 /// </remarks>
 internal static unsafe class Int8DotGemv
 {
