@@ -11,6 +11,7 @@ using LlmPress.Numerics;
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
 //        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
+//        ... -- decode-nll MODEL_DIR TEXT [tokens] [window]    (teacher-forced decode: int8 vs exact decode activations, PPL/KL/top-1)
 //        ... -- decode-tps [threads] [runs]                 (decode tokens/s per weight form + per-token min/p10/p50)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
@@ -131,6 +132,11 @@ if (what == "prefill-profile")
 if (what == "decode-stages")
 {
     LlmPress.Bench.DecodeStages.Run(args.Length > 1 ? int.Parse(args[1]) : 64, args.Length > 2 ? int.Parse(args[2]) : Environment.ProcessorCount);
+    return 0;
+}
+if (what == "decode-nll")
+{
+    LlmPress.Bench.DecodeNll.Run(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 2048, args.Length > 4 ? int.Parse(args[4]) : 256);
     return 0;
 }
 if (what == "decode-tps")

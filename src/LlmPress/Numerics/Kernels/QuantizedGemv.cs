@@ -28,6 +28,7 @@ internal static unsafe class QuantizedGemv
         public int M, Chunks;
         public bool Avx512;
         public Int8Activation? Int8; // set: the integer-dot decode kernel
+        public readonly ParallelOptions Options = new();
         public readonly Action<int> Body;
 
         public Job() => Body = RunChunk;
@@ -42,6 +43,8 @@ internal static unsafe class QuantizedGemv
             else Rows(W, (float*)X, (float*)Xp, M, (float*)Y, r0, r1, Avx512);
         }
     }
+
+    private static Job? s_spare;
 
     /// <summary>
     /// x: [m, W.Cols]; y: [m, W.Rows] (overwritten). <paramref name="int8Activations"/>: at m = 1, when
@@ -60,8 +63,25 @@ internal static unsafe class QuantizedGemv
                 Int8DotGemv.Rows(w, a, y, 0, w.Rows);
                 return;
             }
-            var int8Job = new Job { W = w, Y = (nint)y, M = 1, Avx512 = avx512, Int8 = a, Chunks = Math.Min(w.Rows / 4, 4 * workers) };
-            Parallel.For(0, int8Job.Chunks, new ParallelOptions { MaxDegreeOfParallelism = workers }, int8Job.Body);
+            // One job object reused across calls (taken and put back atomically, so concurrent callers each get their own).
+            var int8Job = Interlocked.Exchange(ref s_spare, null) ?? new Job();
+            int8Job.W = w;
+            int8Job.Y = (nint)y;
+            int8Job.M = 1;
+            int8Job.Avx512 = avx512;
+            int8Job.Int8 = a;
+            int8Job.Chunks = Math.Min(w.Rows / 4, 4 * workers);
+            int8Job.Options.MaxDegreeOfParallelism = workers;
+            try
+            {
+                Parallel.For(0, int8Job.Chunks, int8Job.Options, int8Job.Body);
+            }
+            finally
+            {
+                int8Job.W = null!;
+                int8Job.Int8 = null;
+                s_spare = int8Job;
+            }
             return;
         }
         int k = w.Cols;
