@@ -20,6 +20,7 @@ public class Int8DotGemvTests
         { 9, 96, 16, false, true },     // NVFP4-like: E2M1 levels, groups of 16, the tail only
         { 17, 544, 32, false, true },   // MXFP4-like: E2M1 levels, groups of 32, a 32-column tail
         { 4, 10, 16, false, true },     // narrower than a block
+        { 6, 255, 255, true, false },   // per channel, odd width: a 127-column tail whose 64th byte holds column 254
     };
 
     private static float[] RandomActivation(int cols, int seed)

@@ -70,7 +70,7 @@ internal static unsafe class Int8DotGemv
         int chunksPerGroup = groups == 1 ? int.MaxValue : Math.Max(1, groupSize / 128); // Broadcast only
         // The partial last chunk: its codes and (masked lane modes) its groups' scales are read with masks.
         bool tail = full < a.Chunks;
-        var codeMask = Vector512.LessThan(Vector512<byte>.Indices, Vector512.Create((byte)Math.Min(63, rowBytes - full * 64)));
+        var codeMask = Vector512.LessThan(Vector512<byte>.Indices, Vector512.Create((byte)(rowBytes - full * 64))); // 0..64 bytes
         int tailGroups = groups - Math.Min(groups - 1, full * 128 / groupSize);
         var scaleMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(tailGroups)).AsSingle();
         sbyte* x8 = a.Codes;
