@@ -70,6 +70,8 @@ internal static unsafe class Int8DotGemv
         int chunksPerGroup = groups == 1 ? int.MaxValue : Math.Max(1, groupSize / 128); // Broadcast only
         // The partial last chunk: its codes and (masked lane modes) its groups' scales are read with masks.
         bool tail = full < a.Chunks;
+        // A tail of ≤ 64 columns (≤ 32 bytes, e.g. 576 = 4·128 + 64) fills only lanes 0–7: one 256-bit step, half the work.
+        bool half = tail && rowBytes - full * 64 <= 32;
         var codeMask = Vector512.LessThan(Vector512<byte>.Indices, Vector512.Create((byte)(rowBytes - full * 64))); // 0..64 bytes
         int tailGroups = groups - Math.Min(groups - 1, full * 128 / groupSize);
         var scaleMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(tailGroups)).AsSingle();
@@ -109,20 +111,10 @@ internal static unsafe class Int8DotGemv
                 }
                 if (tail)
                 {
-                    var xe = Vector512.Load(x8 + full * 128);
-                    var xo = Vector512.Load(x8 + full * 128 + 64);
-                    var sx = Vector512.Load(laneScales + full * 16);
-                    var xs = TZeros.Present ? Vector512.Load(laneSums + full * 16) : default;
-                    var off = TMap.HasOffset ? Vector512.Load(offsets + full * 16) : default;
-                    var zero = Vector512<byte>.Zero;
-                    t0 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p0 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s0, full, g, scaleMask),
-                        TZeros.Present ? TLanes.Tail(z0, full, g, scaleMask) : default, table, t0);
-                    t1 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p1 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s1, full, g, scaleMask),
-                        TZeros.Present ? TLanes.Tail(z1, full, g, scaleMask) : default, table, t1);
-                    t2 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p2 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s2, full, g, scaleMask),
-                        TZeros.Present ? TLanes.Tail(z2, full, g, scaleMask) : default, table, t2);
-                    t3 = Step<TMap, TZeros>(Avx512BW.MaskLoad(p3 + full * 64, codeMask, zero), xe, xo, sx, xs, off, TLanes.Tail(s3, full, g, scaleMask),
-                        TZeros.Present ? TLanes.Tail(z3, full, g, scaleMask) : default, table, t3);
+                    t0 = TailStep<TMap, TZeros, TLanes>(p0, s0, z0, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t0);
+                    t1 = TailStep<TMap, TZeros, TLanes>(p1, s1, z1, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t1);
+                    t2 = TailStep<TMap, TZeros, TLanes>(p2, s2, z2, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t2);
+                    t3 = TailStep<TMap, TZeros, TLanes>(p3, s3, z3, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t3);
                 }
                 (Reduce4(t0, t1, t2, t3) * inverseFactor).Store(y + r);
             }
@@ -146,11 +138,7 @@ internal static unsafe class Int8DotGemv
                         g++;
                     }
                 }
-                if (tail)
-                    t = Step<TMap, TZeros>(Avx512BW.MaskLoad(p + full * 64, codeMask, Vector512<byte>.Zero), Vector512.Load(x8 + full * 128),
-                        Vector512.Load(x8 + full * 128 + 64), Vector512.Load(laneScales + full * 16),
-                        TZeros.Present ? Vector512.Load(laneSums + full * 16) : default, TMap.HasOffset ? Vector512.Load(offsets + full * 16) : default,
-                        TLanes.Tail(s, full, g, scaleMask), TZeros.Present ? TLanes.Tail(z, full, g, scaleMask) : default, table, t);
+                if (tail) t = TailStep<TMap, TZeros, TLanes>(p, s, z, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t);
                 y[r] = (Reduce4(t, t, t, t) * inverseFactor).ToScalar();
             }
         }
@@ -171,6 +159,46 @@ internal static unsafe class Int8DotGemv
         var f = Avx512F.ConvertToVector512Single(lanes);
         if (TZeros.Present) f = Avx512F.FusedMultiplyAddNegated(z, xs, f);
         return Avx512F.FusedMultiplyAdd(f * sx, sw, t);
+    }
+
+    // The partial last chunk c: codes past the row read as zero (the activation is zero there too), scales and zero
+    // points of groups past the row as zero. A tail of ≤ 32 bytes fills lanes 0–7 only and takes one 256-bit step:
+    // the same arithmetic on those lanes, the upper ones (which would add exact zeros) left as they are.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> TailStep<TMap, TZeros, TLanes>(byte* p, float* s, float* z, sbyte* x8, float* laneScales, float* laneSums,
+        int* offsets, int c, int g, bool half, Vector512<byte> codeMask, Vector512<float> scaleMask, Vector512<byte> table, Vector512<float> t)
+        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints where TLanes : struct, ILaneScales
+    {
+        var sw = TLanes.Tail(s, c, g, scaleMask);
+        var zl = TZeros.Present ? TLanes.Tail(z, c, g, scaleMask) : default;
+        if (half)
+        {
+            var lower = Step256<TMap, TZeros>(Avx512BW.VL.MaskLoad(p + c * 64, codeMask.GetLower(), Vector256<byte>.Zero),
+                Vector256.Load(x8 + c * 128), Vector256.Load(x8 + c * 128 + 64), Vector256.Load(laneScales + c * 16),
+                TZeros.Present ? Vector256.Load(laneSums + c * 16) : default, TMap.HasOffset ? Vector256.Load(offsets + c * 16) : default,
+                sw.GetLower(), zl.GetLower(), table.GetLower(), t.GetLower());
+            return Vector512.Create(lower, t.GetUpper());
+        }
+        return Step<TMap, TZeros>(Avx512BW.MaskLoad(p + c * 64, codeMask, Vector512<byte>.Zero), Vector512.Load(x8 + c * 128),
+            Vector512.Load(x8 + c * 128 + 64), Vector512.Load(laneScales + c * 16), TZeros.Present ? Vector512.Load(laneSums + c * 16) : default,
+            TMap.HasOffset ? Vector512.Load(offsets + c * 16) : default, sw, zl, table, t);
+    }
+
+    // Step on lanes 0–7 only (256-bit).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Step256<TMap, TZeros>(Vector256<byte> q, Vector256<sbyte> xe, Vector256<sbyte> xo, Vector256<float> sx,
+        Vector256<float> xs, Vector256<int> offset, Vector256<float> sw, Vector256<float> z, Vector256<byte> table, Vector256<float> t)
+        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints
+    {
+        var nibble = Vector256.Create((byte)15);
+        var even = TMap.Map256(q & nibble, table);
+        var odd = TMap.Map256(Avx2.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & nibble, table);
+        var pairs = Avx2.MultiplyAddAdjacent(even, xe) + Avx2.MultiplyAddAdjacent(odd, xo);
+        var lanes = Avx2.MultiplyAddAdjacent(pairs, Vector256<short>.One);
+        if (TMap.HasOffset) lanes -= offset;
+        var f = Avx.ConvertToVector256Single(lanes);
+        if (TZeros.Present) f = Fma.MultiplyAddNegated(z, xs, f);
+        return Fma.MultiplyAdd(f * sx, sw, t);
     }
 
     // The lane sums of four rows → [Σa, Σb, Σc, Σd]; each output depends only on its own input, in a fixed order.
@@ -204,6 +232,8 @@ internal static unsafe class Int8DotGemv
     {
         static abstract Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table);
 
+        static abstract Vector256<byte> Map256(Vector256<byte> nibbles, Vector256<byte> table);
+
         /// <summary>Whether the bytes carry an offset O (level = (u − O)/F) to take off.</summary>
         static abstract bool HasOffset { get; }
     }
@@ -214,6 +244,9 @@ internal static unsafe class Int8DotGemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table) => nibbles;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Map256(Vector256<byte> nibbles, Vector256<byte> table) => nibbles;
+
         public static bool HasOffset => false;
     }
 
@@ -222,6 +255,9 @@ internal static unsafe class Int8DotGemv
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table) => Avx512BW.Shuffle(table, nibbles);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Map256(Vector256<byte> nibbles, Vector256<byte> table) => Avx2.Shuffle(table, nibbles);
 
         public static bool HasOffset => true;
     }
