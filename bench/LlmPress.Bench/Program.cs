@@ -11,6 +11,7 @@ using LlmPress.Numerics;
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
 //        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
+//        ... -- decode-nll MODEL_DIR TEXT [tokens] [window]    (teacher-forced decode: int8 vs exact decode activations, PPL/KL/top-1)
 //        ... -- decode-tps [threads] [runs]                 (decode tokens/s per weight form + per-token min/p10/p50)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
@@ -18,6 +19,8 @@ using LlmPress.Numerics;
 //        ... -- depth-baselines MODEL CALIB K OUT [samples] [seqlen]  (exhaustive KL of every K-sub-block drop; optimum and last-K checkpoints)
 //        ... -- search-fixtures [MODEL_DIR ...] [--bits B] [--windows N]  (uniform / DP / EvoPress bit allocation on the random-weight fixtures)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
+// DECODE_INT8=0: single-token products with packed 4-bit weights take exact FP32 activations (before/after comparisons in one build).
+if (Environment.GetEnvironmentVariable("DECODE_INT8") == "0") LlmPress.Models.DecodeActivations.Int8 = false;
 string what = args.Length > 0 ? args[0] : "quick";
 if (what == "bdn")
 {
@@ -143,6 +146,11 @@ if (what == "decode-stages")
     LlmPress.Bench.DecodeStages.Run(args.Length > 1 ? int.Parse(args[1]) : 64, args.Length > 2 ? int.Parse(args[2]) : Environment.ProcessorCount);
     return 0;
 }
+if (what == "decode-nll")
+{
+    LlmPress.Bench.DecodeNll.Run(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 2048, args.Length > 4 ? int.Parse(args[4]) : 256);
+    return 0;
+}
 if (what == "decode-tps")
 {
     // Decode tokens/s per weight form, as `llmpress bench` measures it (64 steps after a 32-token prompt), RUNS runs each:
@@ -150,7 +158,7 @@ if (what == "decode-tps")
     Parallelism.MaxThreads = args.Length > 1 ? int.Parse(args[1]) : Environment.ProcessorCount;
     int runs = args.Length > 2 ? int.Parse(args[2]) : 5;
     var config = LlmPress.Models.RandomModel.SmolLM2Shape;
-    foreach (var form in new[] { "bf16", "int4", "mxfp4", "nvfp4" })
+    foreach (var form in Environment.GetEnvironmentVariable("FORMS")?.Split(',') ?? ["bf16", "int4", "mxfp4", "nvfp4"])
     {
         var model = RandomModelIn(config, form);
         var tps = new double[runs];

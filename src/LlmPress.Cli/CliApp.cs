@@ -14,6 +14,7 @@ public static class CliApp
         var root = new RootCommand("LlmPress: load, evaluate, compress and export Llama-family language models on the CPU.");
         root.Options.Add(GlobalOptions.Verbose);
         root.Options.Add(GlobalOptions.Threads);
+        root.Options.Add(GlobalOptions.ExactDecode);
         root.Subcommands.Add(InspectCommand.Create(console));
         root.Subcommands.Add(EvalCommand.Create(console));
         root.Subcommands.Add(GenerateCommand.Create(console));

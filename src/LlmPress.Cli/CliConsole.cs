@@ -62,8 +62,15 @@ internal sealed class CliConsole(TextWriter output, TextWriter error)
     {
         bool verbose = parse.GetValue(GlobalOptions.Verbose);
         int? savedThreads = null;
+        bool? savedInt8 = null;
         try
         {
+            if (parse.GetValue(GlobalOptions.ExactDecode))
+            {
+                // Process-wide, so that threads the verb starts (serve's request handlers) see it too.
+                savedInt8 = LlmPress.Models.DecodeActivations.Int8;
+                LlmPress.Models.DecodeActivations.Int8 = false;
+            }
             if (parse.GetValue(GlobalOptions.Threads) is { } threads)
             {
                 if (threads < 1) throw new ArgumentException($"--threads must be at least 1, not {threads}.");
@@ -80,6 +87,7 @@ internal sealed class CliConsole(TextWriter output, TextWriter error)
         finally
         {
             if (savedThreads is { } t) Parallelism.MaxThreads = t;
+            if (savedInt8 is { } int8) LlmPress.Models.DecodeActivations.Int8 = int8;
         }
     }
 

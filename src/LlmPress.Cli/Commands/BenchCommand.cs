@@ -83,7 +83,7 @@ internal static class BenchCommand
             long stepBytes = SpeedBenchmark.DecodeBytesPerToken(packed, 32, 64);
             double bound = bandwidth * 1e9 / stepBytes;
             Add(new($"decode_{name}", decode, "tokens/s",
-                $"({format.Name}, {Format.Bytes(layerBytes)} packed + {Format.Bytes(headBytes)} BF16 head + {Format.Bytes(stepBytes - layerBytes - headBytes)} KV cache per token; "
+                $"({format.Name}, {(DecodeActivations.Int8 ? "int8" : "exact FP32")} decode activations, {Format.Bytes(layerBytes)} packed + {Format.Bytes(headBytes)} BF16 head + {Format.Bytes(stepBytes - layerBytes - headBytes)} KV cache per token; "
                 + $"{decode / bf16Decode:0.00}× BF16 decode, {100 * decode / bound:0}% of the {bound:0} tokens/s bandwidth bound)"));
             Add(new($"prefill_{name}", SpeedBenchmark.MeasurePrefill(packed, window, repeats: 1), "tokens/s", $"({format.Name}, window {window})"));
         }

@@ -158,7 +158,7 @@ public sealed class LinearLayer
 
     private void Multiply(ReadOnlySpan<float> x, int tokenCount, Span<float> y)
     {
-        if (_quantized is { } q) Gemm.MultiplyByQuantized(x, tokenCount, q, y);
+        if (_quantized is { } q) Gemm.MultiplyByQuantized(x, tokenCount, q, y, int8Activations: DecodeActivations.AppliesTo(tokenCount));
         else Gemm.MultiplyByWeight(x, tokenCount, _weight, y);
     }
 

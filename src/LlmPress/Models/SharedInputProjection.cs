@@ -45,7 +45,8 @@ internal static class SharedInputProjection
                     row[inFeatures..].Clear();
                 }
                 HadamardTransform.Transform(rotated, block, normalize: true);
-                SharedInputGemv.Run(rotated, tokenCount, cols, packed[..layers.Length], weights[..layers.Length], outputs, parallel: true);
+                SharedInputGemv.Run(rotated, tokenCount, cols, packed[..layers.Length], weights[..layers.Length], outputs, parallel: true,
+                    DecodeActivations.AppliesTo(tokenCount));
             }
             finally
             {
@@ -54,7 +55,8 @@ internal static class SharedInputProjection
         }
         else
         {
-            SharedInputGemv.Run(x, tokenCount, cols, packed[..layers.Length], weights[..layers.Length], outputs, parallel: true);
+            SharedInputGemv.Run(x, tokenCount, cols, packed[..layers.Length], weights[..layers.Length], outputs, parallel: true,
+                DecodeActivations.AppliesTo(tokenCount));
         }
         for (int j = 0; j < layers.Length; j++)
             if (layers[j].Bias is { } bias)

@@ -57,6 +57,7 @@ public sealed class QuantizedMatrix
         Codes = codes;
         Levels = levels;
         LevelsAreCodes = bits == 8 || IsIdentity(levels!);
+        ByteLevels = bits == 4 ? Kernels.ByteLevels.From(levels!) : null;
         Scales = scales;
         Zeros = zeros;
     }
@@ -75,6 +76,9 @@ public sealed class QuantizedMatrix
 
     /// <summary>True when level(code) = code (INT4 levels 0..15, or 8-bit): the kernels convert codes instead of looking them up.</summary>
     public bool LevelsAreCodes { get; }
+
+    /// <summary>4-bit levels as small bytes for the integer-dot decode kernel, or null when they are not small integers up to a power-of-two factor.</summary>
+    internal Kernels.ByteLevels? ByteLevels { get; }
 
     private static bool IsIdentity(float[] levels)
     {

@@ -27,6 +27,8 @@ internal static unsafe class QuantizedGemv
         public nint X, Xp, Y;
         public int M, Chunks;
         public bool Avx512;
+        public Int8Activation? Int8; // set: the integer-dot decode kernel
+        public readonly ParallelOptions Options = new();
         public readonly Action<int> Body;
 
         public Job() => Body = RunChunk;
@@ -37,14 +39,51 @@ internal static unsafe class QuantizedGemv
             // single-row tail) whatever the thread count: the results stay bit-identical.
             int blocks = (W.Rows + 3) / 4;
             int r0 = Math.Min(W.Rows, (int)((long)blocks * chunk / Chunks) * 4), r1 = Math.Min(W.Rows, (int)((long)blocks * (chunk + 1) / Chunks) * 4);
-            Rows(W, (float*)X, (float*)Xp, M, (float*)Y, r0, r1, Avx512);
+            if (Int8 is { } a) Int8DotGemv.Rows(W, a, (float*)Y, r0, r1);
+            else Rows(W, (float*)X, (float*)Xp, M, (float*)Y, r0, r1, Avx512);
         }
     }
 
-    /// <summary>x: [m, W.Cols]; y: [m, W.Rows] (overwritten).</summary>
-    public static void Run(QuantizedMatrix w, float* x, int m, float* y, bool parallel)
+    private static Job? s_spare;
+
+    /// <summary>
+    /// x: [m, W.Cols]; y: [m, W.Rows] (overwritten). <paramref name="int8Activations"/>: at m = 1, when
+    /// <see cref="UsesInt8Activations"/>, x is quantized to int8 per 32 columns and the products taken in integers
+    /// (<see cref="Int8DotGemv"/>).
+    /// </summary>
+    public static void Run(QuantizedMatrix w, float* x, int m, float* y, bool parallel, bool int8Activations = false)
     {
         bool avx512 = KernelDispatch.Level == KernelLevel.Avx512;
+        if (int8Activations && m == 1 && UsesInt8Activations(w))
+        {
+            var a = Int8Activation.Quantize(x, w.Cols);
+            int workers = parallel && w.Codes.LongLength >= 1 << 16 ? Parallelism.MaxThreads : 1;
+            if (workers <= 1 || w.Rows < 8)
+            {
+                Int8DotGemv.Rows(w, a, y, 0, w.Rows);
+                return;
+            }
+            // One job object reused across calls (taken and put back atomically, so concurrent callers each get their own).
+            var int8Job = Interlocked.Exchange(ref s_spare, null) ?? new Job();
+            int8Job.W = w;
+            int8Job.Y = (nint)y;
+            int8Job.M = 1;
+            int8Job.Avx512 = avx512;
+            int8Job.Int8 = a;
+            int8Job.Chunks = Math.Min(w.Rows / 4, 4 * workers);
+            int8Job.Options.MaxDegreeOfParallelism = workers;
+            try
+            {
+                Parallel.For(0, int8Job.Chunks, int8Job.Options, int8Job.Body);
+            }
+            finally
+            {
+                int8Job.W = null!;
+                int8Job.Int8 = null;
+                s_spare = int8Job;
+            }
+            return;
+        }
         int k = w.Cols;
         // 4-bit: the activations reordered per 32-column chunk as [16 even columns, 16 odd columns], [m, chunks·32].
         int permutedLength = PermutedLength(w.Bits, m, k, avx512);
@@ -70,6 +109,10 @@ internal static unsafe class QuantizedGemv
             if (permuted is not null) ArrayPool<float>.Shared.Return(permuted);
         }
     }
+
+    /// <summary>True when a decode (m = 1) product with <paramref name="w"/> can take int8 activations on this CPU and tier.</summary>
+    internal static bool UsesInt8Activations(QuantizedMatrix w) =>
+        KernelDispatch.Level == KernelLevel.Avx512 && Int8DotGemv.IsSupported && Int8DotGemv.Applies(w);
 
     /// <summary>Size of the reordered activations the AVX-512 4-bit kernels read ([m, k/32·32]), or 0 when none are needed.</summary>
     internal static int PermutedLength(int bits, int m, int k, bool avx512) => avx512 && bits == 4 && k >= 32 ? m * (k / 32) * 32 : 0;

@@ -1,0 +1,164 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace LlmPress.Numerics.Kernels;
+
+/// <summary>
+/// One activation row x[k] quantized to int8 per 32-column block for <see cref="Int8DotGemv"/> (llama.cpp's Q8
+/// activation scheme): sx_b = max|x_b| / 127, x8_c = round_to_even(x_c · (127 / max|x_b|)), so x_c ≈ sx_b · x8_c with
+/// |error| ≤ sx_b / 2. Laid out for the 4-bit kernel: per 128-column chunk, the 64 even columns then the 64 odd ones
+/// (byte j of a chunk of codes holds columns 2j and 2j + 1), zero past k.
+/// </summary>
+/// <remarks>
+/// A block holding NaN or ±∞ gets sx_b = NaN, so the products it feeds are NaN as in FP32. A block whose max|x| is
+/// below 2⁻¹⁰⁰ (127 / max|x| would overflow for the smallest of them) is taken as zero: it changes a product by less
+/// than 2⁻¹⁰⁰ · Σ|w|. Buffers are per thread and reused: no allocation per call once grown.
+/// </remarks>
+internal sealed unsafe class Int8Activation
+{
+    /// <summary>Blocks whose max|x| is below this are taken as zero (2⁻¹⁰⁰).</summary>
+    internal const float TinyBlock = 7.888609E-31f;
+
+    [ThreadStatic] private static Int8Activation? t_current;
+
+    private sbyte[] _codes = [];
+    private float[] _laneScales = [], _blockScales = [];
+    private int[] _laneSums = [];
+    private float[] _laneSumsF = [];
+
+    /// <summary>Columns quantized.</summary>
+    public int Cols { get; private set; }
+    /// <summary>128-column chunks, the last one possibly partial (zero-padded).</summary>
+    public int Chunks { get; private set; }
+    /// <summary>32-column blocks (the last one possibly partial).</summary>
+    public int Blocks { get; private set; }
+
+    /// <summary>[Chunks, 128]: per chunk the int8 values of its even columns then its odd columns.</summary>
+    public sbyte* Codes { get; private set; }
+    /// <summary>[Chunks, 16]: lane L of chunk c ↦ sx of block 4c + L/4 (the kernel's int32 lane L sums columns 8L..8L+7).</summary>
+    public float* LaneScales { get; private set; }
+    /// <summary>[Blocks]: sx_b.</summary>
+    public float* BlockScales { get; private set; }
+    /// <summary>[Chunks, 16]: Σ x8 over the 8 columns of each lane (for level offsets, in integers).</summary>
+    public int* LaneSums { get; private set; }
+    /// <summary>[Chunks, 16]: <see cref="LaneSums"/> as floats (for zero points).</summary>
+    public float* LaneSumsF { get; private set; }
+
+    /// <summary>This thread's instance holding x[k] quantized (valid until this thread's next call).</summary>
+    public static Int8Activation Quantize(float* x, int k)
+    {
+        var a = t_current ??= new Int8Activation();
+        a.Fill(x, k);
+        return a;
+    }
+
+    private void Fill(float* x, int k)
+    {
+        int chunks = (k + 127) / 128, blocks = (k + 31) / 32;
+        if (_codes.Length < chunks * 128)
+        {
+            _codes = GC.AllocateArray<sbyte>(chunks * 128, pinned: true);
+            _laneScales = GC.AllocateArray<float>(chunks * 16, pinned: true);
+            _blockScales = GC.AllocateArray<float>(chunks * 4, pinned: true);
+            _laneSums = GC.AllocateArray<int>(chunks * 16, pinned: true);
+            _laneSumsF = GC.AllocateArray<float>(chunks * 16, pinned: true);
+        }
+        Cols = k;
+        Chunks = chunks;
+        Blocks = blocks;
+        Codes = (sbyte*)Unsafe.AsPointer(ref _codes[0]);
+        LaneScales = (float*)Unsafe.AsPointer(ref _laneScales[0]);
+        BlockScales = (float*)Unsafe.AsPointer(ref _blockScales[0]);
+        LaneSums = (int*)Unsafe.AsPointer(ref _laneSums[0]);
+        LaneSumsF = (float*)Unsafe.AsPointer(ref _laneSumsF[0]);
+
+        // natural: one chunk's 128 int8 values in column order, before the even/odd split.
+        sbyte* natural = stackalloc sbyte[128];
+        float* padded = stackalloc float[32];
+        for (int c = 0; c < chunks; c++)
+        {
+            for (int j = 0; j < 4; j++)
+            {
+                int b = 4 * c + j, col = 32 * b;
+                if (b >= blocks)
+                {
+                    new Span<sbyte>(natural + 32 * j, 32).Clear();
+                    continue;
+                }
+                float* src = x + col;
+                if (col + 32 > k)
+                {
+                    // The partial last block: zero-padded (a zero changes neither max|x| nor the sums).
+                    new Span<float>(padded, 32).Clear();
+                    new ReadOnlySpan<float>(src, k - col).CopyTo(new Span<float>(padded, 32));
+                    src = padded;
+                }
+                BlockScales[b] = QuantizeBlock(src, natural + 32 * j);
+            }
+            SplitEvenOdd(natural, Codes + 128 * c);
+            for (int lane = 0; lane < 16; lane++)
+            {
+                int b = 4 * c + lane / 4, sum = 0;
+                for (int i = 0; i < 8; i++) sum += natural[8 * lane + i];
+                LaneScales[16 * c + lane] = b < blocks ? BlockScales[b] : 0f;
+                LaneSums[16 * c + lane] = sum;
+                LaneSumsF[16 * c + lane] = sum;
+            }
+        }
+    }
+
+    // 32 floats → 32 int8 (column order); returns their scale.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float QuantizeBlock(float* src, sbyte* dst)
+    {
+        var v0 = Vector512.Load(src);
+        var v1 = Vector512.Load(src + 16);
+        // vmaxps returns its second operand when either is NaN, so NaN is detected apart: finite · 0 = 0, NaN/∞ · 0 = NaN.
+        float amax = MaxAcross(Avx512F.Max(Vector512.Abs(v0), Vector512.Abs(v1)));
+        bool bad = float.IsNaN(Vector512.Sum(v0 * 0f + v1 * 0f));
+        if (bad || !(amax >= TinyBlock))
+        {
+            new Span<sbyte>(dst, 32).Clear();
+            return bad ? float.NaN : 0f;
+        }
+        float inverse = 127f / amax;
+        // vcvtps2dq rounds to nearest even (the default MXCSR mode), as MathF.Round does; |x · inverse| ≤ 127.
+        var q0 = Avx512F.ConvertToVector512Int32(v0 * inverse);
+        var q1 = Avx512F.ConvertToVector512Int32(v1 * inverse);
+        Avx512F.ConvertToVector128SByte(q0).Store(dst);
+        Avx512F.ConvertToVector128SByte(q1).Store(dst + 16);
+        return amax / 127f;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float MaxAcross(Vector512<float> v)
+    {
+        var m8 = Avx.Max(v.GetLower(), v.GetUpper());
+        var m4 = Sse.Max(m8.GetLower(), m8.GetUpper());
+        var m2 = Sse.Max(m4, Sse.MoveHighToLow(m4, m4));
+        return MathF.Max(m2.ToScalar(), m2.GetElement(1));
+    }
+
+    private static readonly Vector512<byte> s_even = Vector512.Create(
+        (byte)0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62,
+        64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126);
+
+    // [128] column order → [64 even columns, 64 odd columns].
+    private static void SplitEvenOdd(sbyte* natural, sbyte* dst)
+    {
+        if (Avx512Vbmi.IsSupported)
+        {
+            var a = Vector512.Load((byte*)natural);
+            var b = Vector512.Load((byte*)natural + 64);
+            Avx512Vbmi.PermuteVar64x8x2(a, s_even, b).Store((byte*)dst);
+            Avx512Vbmi.PermuteVar64x8x2(a, s_even + Vector512<byte>.One, b).Store((byte*)dst + 64);
+            return;
+        }
+        for (int j = 0; j < 64; j++)
+        {
+            dst[j] = natural[2 * j];
+            dst[64 + j] = natural[2 * j + 1];
+        }
+    }
+}
