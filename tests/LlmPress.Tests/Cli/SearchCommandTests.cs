@@ -106,20 +106,21 @@ public class SearchCommandTests(SearchDatabaseFixture fixture) : IClassFixture<S
     }
 
     [Fact]
-    public void Resume_AfterFiveGenerations_EqualsAnUninterruptedTenGenerationRun()
+    public void Resume_AfterThreeGenerations_EqualsAnUninterruptedSixGenerationRun()
     {
         using var dir = new TempDirectory();
         string resumed = dir.File("resumed");
-        RunJson(Search(resumed, "evopress", "--generations", "5", "--offspring", "8"));
+        RunJson(Search(resumed, "evopress", "--generations", "3", "--offspring", "4"));
         Assert.True(File.Exists(Path.Combine(resumed, ".search", "state.json")));
-        var continued = RunJson(Search(resumed, "evopress", "--generations", "10", "--offspring", "8", "--resume"));
-        var straight = RunJson(Search(dir.File("straight"), "evopress", "--generations", "10", "--offspring", "8"));
+        var continued = RunJson(Search(resumed, "evopress", "--generations", "6", "--offspring", "4", "--resume"));
+        var straight = RunJson(Search(dir.File("straight"), "evopress", "--generations", "6", "--offspring", "4"));
         Assert.Equal(Levels(straight), Levels(continued));
+        Assert.Equal(7, continued.GetProperty("curve").GetArrayLength());
         Assert.Equal(straight.GetProperty("curve").EnumerateArray().Select(e => e.GetDouble()),
             continued.GetProperty("curve").EnumerateArray().Select(e => e.GetDouble()));
 
         // Other settings than the saved state's: one line, nothing replaced.
-        var (code, _, err) = CliRunner.Run(Search(resumed, "evopress", "--generations", "10", "--offspring", "4", "--resume"));
+        var (code, _, err) = CliRunner.Run(Search(resumed, "evopress", "--generations", "6", "--offspring", "2", "--resume"));
         CliRunner.AssertOneLineError(code, err, "other settings");
     }
 
