@@ -35,37 +35,14 @@ public sealed class SafeTensorsFuzzTests : IDisposable
     {
         byte[] valid = ValidFile();
         int headerEnd = 8 + BitConverter.ToInt32(valid, 0);
-        var rng = new Random(20250611);
-        string path = _temp.File("fuzz.safetensors");
-        int accepted = 0, rejected = 0;
-        for (int iteration = 0; iteration < Iterations; iteration++)
+        FileFuzzer.Run(_temp.File("fuzz.safetensors"), valid, headerEnd, Iterations, 20250611, Mutate, path =>
         {
-            byte[] bytes = Mutate(valid, headerEnd, rng, out string mutation);
-            File.WriteAllBytes(path, bytes);
-            try
-            {
-                using var file = SafeTensorsFile.Open(path);
-                long sum = 0;
-                foreach (var tensor in file.Tensors)
-                {
-                    foreach (byte b in file.GetData(tensor.Name).Span) sum += b;
-                }
-                Assert.True(sum >= 0);
-                accepted++;
-            }
-            catch (InvalidDataException e)
-            {
-                Assert.StartsWith(path + ": ", e.Message);
-                Assert.DoesNotContain('\n', e.Message);
-                rejected++;
-            }
-            catch (Exception e)
-            {
-                Assert.Fail($"iteration {iteration} ({mutation}): {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
-            }
-        }
-        Assert.True(rejected > Iterations / 2, $"only {rejected} of {Iterations} corruptions were rejected");
-        Assert.True(accepted > 0, "no mutation survived; the fuzzer only exercises the first checks");
+            using var file = SafeTensorsFile.Open(path);
+            long sum = 0;
+            foreach (var tensor in file.Tensors)
+                foreach (byte b in file.GetData(tensor.Name).Span) sum += b; // every byte readable
+            Assert.True(sum >= 0);
+        }, minRejectedShare: 0.5);
     }
 
     /// <summary>One random corruption, mostly aimed at the prefix and header where parsing happens.</summary>
@@ -73,20 +50,10 @@ public sealed class SafeTensorsFuzzTests : IDisposable
     {
         byte[] bytes = (byte[])valid.Clone();
         int position = rng.Next(4) == 0 ? rng.Next(bytes.Length) : rng.Next(headerEnd);
-        switch (rng.Next(8))
+        int choice = rng.Next(8);
+        if (choice < FileFuzzer.SharedCount) return FileFuzzer.Shared(choice, bytes, position, headerEnd, rng, out mutation);
+        switch (choice)
         {
-            case 0:
-                bytes[position] ^= (byte)(1 << rng.Next(8));
-                mutation = $"flip a bit at {position}";
-                return bytes;
-            case 1:
-                int count = rng.Next(1, 5);
-                for (int i = 0; i < count; i++) bytes[rng.Next(headerEnd)] = (byte)rng.Next(256);
-                mutation = $"{count} random header bytes";
-                return bytes;
-            case 2:
-                mutation = $"truncate to {position}";
-                return bytes[..position];
             case 3:
                 bytes[rng.Next(8)] = (byte)rng.Next(256);
                 mutation = "random byte in the length prefix";
@@ -94,7 +61,7 @@ public sealed class SafeTensorsFuzzTests : IDisposable
             case 4:
                 // A digit changed inside the JSON: shapes and offsets that lie.
                 int digit = Array.FindIndex(bytes, 8 + rng.Next(headerEnd - 8), b => b is >= (byte)'0' and <= (byte)'9');
-                if (digit < 0 || digit >= headerEnd) goto case 0;
+                if (digit < 0 || digit >= headerEnd) return FileFuzzer.Shared(0, bytes, position, headerEnd, rng, out mutation); // no digit left: flip a bit
                 bytes[digit] = (byte)('0' + rng.Next(10));
                 mutation = $"digit at {digit}";
                 return bytes;
