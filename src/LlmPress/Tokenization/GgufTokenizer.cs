@@ -143,6 +143,18 @@ public static class GgufTokenizer
         w.WriteEndObject();
     }
 
+    // A tokenizer.json "Replace" normalizer/decoder: every occurrence of the string pattern becomes content.
+    private static void WriteReplace(Utf8JsonWriter w, string pattern, string content)
+    {
+        w.WriteStartObject();
+        w.WriteString("type", "Replace");
+        w.WriteStartObject("pattern");
+        w.WriteString("String", pattern);
+        w.WriteEndObject();
+        w.WriteString("content", content);
+        w.WriteEndObject();
+    }
+
     private static void WriteByteLevelObject(Utf8JsonWriter w, bool useRegex)
     {
         w.WriteStartObject();
@@ -169,13 +181,7 @@ public static class GgufTokenizer
             w.WriteString("prepend", Metaspace);
             w.WriteEndObject();
         }
-        w.WriteStartObject();
-        w.WriteString("type", "Replace");
-        w.WriteStartObject("pattern");
-        w.WriteString("String", " ");
-        w.WriteEndObject();
-        w.WriteString("content", Metaspace);
-        w.WriteEndObject();
+        WriteReplace(w, " ", Metaspace);
         w.WriteEndArray();
         w.WriteEndObject();
         w.WriteNull("pre_tokenizer");
@@ -183,13 +189,7 @@ public static class GgufTokenizer
         w.WriteStartObject("decoder");
         w.WriteString("type", "Sequence");
         w.WriteStartArray("decoders");
-        w.WriteStartObject();
-        w.WriteString("type", "Replace");
-        w.WriteStartObject("pattern");
-        w.WriteString("String", Metaspace);
-        w.WriteEndObject();
-        w.WriteString("content", " ");
-        w.WriteEndObject();
+        WriteReplace(w, Metaspace, " ");
         w.WriteStartObject();
         w.WriteString("type", "ByteFallback");
         w.WriteEndObject();
