@@ -249,24 +249,16 @@ public class OpenAiServerTests(ServerFixture server) : IClassFixture<ServerFixtu
         Assert.Contains("no room for a completion", error.GetProperty("message").GetString());
     }
 
-    [Fact]
-    public async Task UnknownPathsAre404Json()
+    [Theory]
+    [InlineData("/v1/engines", HttpStatusCode.NotFound, "/v1/engines")]            // unknown path: 404 naming it
+    [InlineData("/v1/chat/completions", HttpStatusCode.MethodNotAllowed, "POST")] // GET on a completion endpoint: 405
+    public async Task WrongPathsAndMethodsAreJsonErrors(string path, HttpStatusCode expected, string mentioned)
     {
         server.Require();
-        using var response = await server.Client.GetAsync("/v1/engines", TestContext.Current.CancellationToken);
-        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        using var response = await server.Client.GetAsync(path, TestContext.Current.CancellationToken);
+        Assert.Equal(expected, response.StatusCode);
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
-        Assert.Contains("/v1/engines", doc.RootElement.GetProperty("error").GetProperty("message").GetString());
-    }
-
-    [Fact]
-    public async Task GetOnACompletionEndpointIs405()
-    {
-        server.Require();
-        using var response = await server.Client.GetAsync("/v1/chat/completions", TestContext.Current.CancellationToken);
-        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
-        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
-        Assert.Contains("POST", doc.RootElement.GetProperty("error").GetProperty("message").GetString());
+        Assert.Contains(mentioned, doc.RootElement.GetProperty("error").GetProperty("message").GetString());
     }
 
     [Fact]
