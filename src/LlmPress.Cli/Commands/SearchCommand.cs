@@ -95,28 +95,14 @@ internal static partial class SearchCommand
 
     private static int Run(CliConsole console, SearchSettings s)
     {
-        if (s.Method is not ("evopress" or "dp")) throw new CliException($"--method {s.Method}: expected evopress or dp.");
-        if (s.DpMetric is not ("kl" or "perplexity")) throw new CliException($"--dp-metric {s.DpMetric}: expected kl or perplexity.");
         if (s.DpSensitivity is not ("database" or "gaussian")) throw new CliException($"--dp-sensitivity {s.DpSensitivity}: expected database or gaussian.");
         if (s.Sweep is not null && (s.TargetBits is not null || s.TargetSparsity is not null || s.Resume))
             throw new CliException("--sweep gives the targets itself; drop --target-bits, --target-sparsity and --resume.");
         if (s.Plot is not null && s.Sweep is null) throw new CliException("--plot draws a --sweep; pass --sweep TARGETS.");
         if (s.Sweep is null && (s.TargetBits is null) == (s.TargetSparsity is null)) throw new CliException("Give exactly one of --target-bits and --target-sparsity.");
-        if (s.Calib is null) throw new CliException("search needs calibration text: pass --calib FILE.");
-        if (!File.Exists(s.Calib)) throw new CliException($"{s.Calib}: calibration file not found.");
-        if (s.Eval is not null && !File.Exists(s.Eval)) throw new CliException($"{s.Eval}: evaluation file not found.");
-        if (s.Samples < 1) throw new CliException($"--calib-samples must be at least 1, not {s.Samples}.");
-        if (s.SeqLen < 2) throw new CliException($"--calib-seq-len must be at least 2, not {s.SeqLen}.");
-        if (s.EvalWindows < 1) throw new CliException($"--eval-windows must be at least 1, not {s.EvalWindows}.");
-        if (s.Generations < 0 || s.Offspring < 1) throw new CliException("--generations must be ≥ 0 and --offspring ≥ 1.");
-        if (s.TopK is < 1) throw new CliException($"--top-k must be at least 1, not {s.TopK}.");
-        if (s.Resume && s.Force) throw new CliException("--resume and --force exclude each other; pass one.");
-        if (s.Resume && s.Method != "evopress") throw new CliException("--resume continues an evopress search; dp has no state to resume.");
+        CheckSharedSettings(s);
         if (!Directory.Exists(s.Db)) throw new CliException($"{s.Db}: level database not found.");
-        bool exists = Directory.Exists(s.Output) || File.Exists(s.Output);
-        if (exists && !s.Force && !s.Resume) throw new CliException($"{s.Output}: output already exists; choose another -o directory, pass --force to replace it or --resume to continue its search.");
-        string statePath = Path.Combine(s.Output, StateFile);
-        if (s.Force && File.Exists(statePath)) File.Delete(statePath);
+        string statePath = PrepareOutput(s);
 
         var clock = Stopwatch.StartNew();
         using var model = ModelSource.OpenModel(s.Model);
@@ -128,10 +114,7 @@ internal static partial class SearchCommand
         foreach (double t in sweepTargets ?? [target]) SearchBudget.For(database, kind, t); // every target checked before any work
         double budget = sweepTargets is null ? SearchBudget.For(database, kind, target) : double.NaN;
 
-        var tokenizer = ModelSource.OpenTokenizer(s.Model);
-        int? bos = model.Config.BosTokenId ?? tokenizer.BosTokenId;
-        int length = Math.Min(s.SeqLen, model.Config.MaxPositions);
-        var calibration = CalibrationData.FromText(tokenizer, File.ReadAllText(s.Calib), bos, s.Samples, length, s.Seed, s.Calib);
+        var calibration = LoadCalibration(s, model);
         var windows = calibration.Samples;
         if (sweepTargets is not null) return RunSweep(console, s, model, database, kind, sweepTargets, windows, clock);
 
@@ -142,27 +125,15 @@ internal static partial class SearchCommand
         {
             // The reference distributions come from the uncompressed model, before any configuration is applied.
             var fitness = new KlDivergenceFitness(model, windows, s.TopK);
-            var options = new EvoPressOptions
-            {
-                Generations = s.Generations, Offspring = s.Offspring, Seed = s.Seed,
-                // The last stage scores every calibration window: the parent is then compared on the same windows each
-                // generation, so the curve is monotone and comparable across generations (EvoPress' growing token counts, capped).
-                WindowsPerStage = [Math.Min(4, windows.Count), windows.Count],
-            };
+            var options = EvoOptions(s, windows.Count);
             string fingerprint = Fingerprint(database, kind, budget, calibration, s);
-            EvoPressState? saved = s.Resume ? EvoPressStateFile.Load(statePath, fingerprint) : null;
-            if (saved is not null) console.Log($"resuming the search at generation {saved.Generation}");
+            var saved = LoadSavedState(console, s, statePath, fingerprint);
             var start = SearchBudget.UniformAt(database, budget);
             var state = EvoPressSearch.Run(database.Space, budget, (levels, w) =>
             {
                 database.Apply(model, levels.ToArray());
                 return fitness.Evaluate(model, w);
-            }, windows.Count, options, start, saved, st =>
-            {
-                EvoPressStateFile.Save(statePath, fingerprint, st);
-                if (console.ErrorIsTerminal)
-                    console.Log($"generation {st.Generation}/{s.Generations}  best KL {st.ParentFitness:0.00000}  {Bar(st.Generation, s.Generations)}");
-            });
+            }, windows.Count, options, start, saved, SaveAndShow(console, s, statePath, fingerprint));
             chosen = state.Parent;
             // History[0] scores the start on the first stage's windows only; every later entry is on all windows (the
             // last stage's), so score a given start on all of them too for a comparable curve.
@@ -325,10 +296,7 @@ internal static partial class SearchCommand
             double budget = SearchBudget.For(database, kind, t);
             var dp = DpAllocation.Solve(database, full.Sensitivity, budget, full.Correction);
             Measure("dp", t, dp.Levels, dp);
-            var options = new EvoPressOptions
-            {
-                Generations = s.Generations, Offspring = s.Offspring, Seed = s.Seed, WindowsPerStage = [Math.Min(4, windows.Count), windows.Count],
-            };
+            var options = EvoOptions(s, windows.Count);
             var state = EvoPressSearch.Run(database.Space, budget, (levels, w) =>
             {
                 database.Apply(model, levels.ToArray());
@@ -396,10 +364,74 @@ internal static partial class SearchCommand
         var text = new StringBuilder();
         text.Append(database.Manifest.ModelSha256).Append('|');
         foreach (var layer in database.Manifest.Layers) text.Append(layer.Sha256).Append(',');
-        text.Append(CultureInfo.InvariantCulture, $"|{kind}|{budget:R}|{calibration.Source}|{calibration.SampleCount}|{calibration.SequenceLength}|{s.Seed}|{s.Offspring}|{s.TopK}");
+        text.Append(CultureInfo.InvariantCulture, $"|{kind}|{budget:R}");
+        return HashWithRunSettings(text, calibration, s);
+    }
+
+    // Appends what every search's trajectory depends on — the calibration windows, seed, offspring, top-K — and hashes.
+    private static string HashWithRunSettings(StringBuilder text, CalibrationData calibration, SearchSettings s)
+    {
+        text.Append(CultureInfo.InvariantCulture, $"|{calibration.Source}|{calibration.SampleCount}|{calibration.SequenceLength}|{s.Seed}|{s.Offspring}|{s.TopK}");
         foreach (var w in calibration.Samples) text.Append(w.Length).Append(':').Append(w[0]).Append(':').Append(w[^1]).Append(';');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
+
+    // The checks bits, sparsity and depth searches share, before any model is opened.
+    private static void CheckSharedSettings(SearchSettings s)
+    {
+        if (s.Method is not ("evopress" or "dp")) throw new CliException($"--method {s.Method}: expected evopress or dp.");
+        if (s.DpMetric is not ("kl" or "perplexity")) throw new CliException($"--dp-metric {s.DpMetric}: expected kl or perplexity.");
+        if (s.Calib is null) throw new CliException("search needs calibration text: pass --calib FILE.");
+        if (!File.Exists(s.Calib)) throw new CliException($"{s.Calib}: calibration file not found.");
+        if (s.Eval is not null && !File.Exists(s.Eval)) throw new CliException($"{s.Eval}: evaluation file not found.");
+        if (s.Samples < 1) throw new CliException($"--calib-samples must be at least 1, not {s.Samples}.");
+        if (s.SeqLen < 2) throw new CliException($"--calib-seq-len must be at least 2, not {s.SeqLen}.");
+        if (s.EvalWindows < 1) throw new CliException($"--eval-windows must be at least 1, not {s.EvalWindows}.");
+        if (s.Generations < 0 || s.Offspring < 1) throw new CliException("--generations must be ≥ 0 and --offspring ≥ 1.");
+        if (s.TopK is < 1) throw new CliException($"--top-k must be at least 1, not {s.TopK}.");
+        if (s.Resume && s.Force) throw new CliException("--resume and --force exclude each other; pass one.");
+        if (s.Resume && s.Method != "evopress") throw new CliException("--resume continues an evopress search; dp has no state to resume.");
+    }
+
+    // Refuses an existing output unless --force or --resume; with --force drops its saved search state. Returns the state's path.
+    private static string PrepareOutput(SearchSettings s)
+    {
+        bool exists = Directory.Exists(s.Output) || File.Exists(s.Output);
+        if (exists && !s.Force && !s.Resume) throw new CliException($"{s.Output}: output already exists; choose another -o directory, pass --force to replace it or --resume to continue its search.");
+        string statePath = Path.Combine(s.Output, StateFile);
+        if (s.Force && File.Exists(statePath)) File.Delete(statePath);
+        return statePath;
+    }
+
+    private static CalibrationData LoadCalibration(SearchSettings s, LlamaModel model)
+    {
+        var tokenizer = ModelSource.OpenTokenizer(s.Model);
+        int? bos = model.Config.BosTokenId ?? tokenizer.BosTokenId;
+        int length = Math.Min(s.SeqLen, model.Config.MaxPositions);
+        return CalibrationData.FromText(tokenizer, File.ReadAllText(s.Calib!), bos, s.Samples, length, s.Seed, s.Calib!);
+    }
+
+    // The last stage scores every calibration window: the parent is then compared on the same windows each generation,
+    // so the curve is monotone and comparable across generations (EvoPress' growing token counts, capped).
+    private static EvoPressOptions EvoOptions(SearchSettings s, int windowCount) => new()
+    {
+        Generations = s.Generations, Offspring = s.Offspring, Seed = s.Seed, WindowsPerStage = [Math.Min(4, windowCount), windowCount],
+    };
+
+    private static EvoPressState? LoadSavedState(CliConsole console, SearchSettings s, string statePath, string fingerprint)
+    {
+        var saved = s.Resume ? EvoPressStateFile.Load(statePath, fingerprint) : null;
+        if (saved is not null) console.Log($"resuming the search at generation {saved.Generation}");
+        return saved;
+    }
+
+    // After every generation: the state saved for --resume, and on a terminal the best KL so far.
+    private static Action<EvoPressState> SaveAndShow(CliConsole console, SearchSettings s, string statePath, string fingerprint) => state =>
+    {
+        EvoPressStateFile.Save(statePath, fingerprint, state);
+        if (console.ErrorIsTerminal)
+            console.Log($"generation {state.Generation}/{s.Generations}  best KL {state.ParentFitness:0.00000}  {Bar(state.Generation, s.Generations)}");
+    };
 
     private static string Bar(int done, int total)
     {

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using LlmPress.Calibration;
@@ -28,22 +27,8 @@ internal static partial class SearchCommand
             throw new CliException($"{(s.TargetBits is not null ? "--target-bits" : "--target-sparsity")}: {s.Db} is a depth database; give --drop-blocks K (sub-blocks to drop) instead.");
         if (s.Sweep is not null || s.Plot is not null) throw new CliException("--sweep and --plot are for bit and sparsity databases; run --drop-blocks K once per K.");
         if (s.DropBlocks is not int k) throw new CliException($"{s.Db} is a depth database: give --drop-blocks K, the number of attention/MLP sub-blocks to drop.");
-        if (s.Method is not ("evopress" or "dp")) throw new CliException($"--method {s.Method}: expected evopress or dp.");
-        if (s.DpMetric is not ("kl" or "perplexity")) throw new CliException($"--dp-metric {s.DpMetric}: expected kl or perplexity.");
-        if (s.Calib is null) throw new CliException("search needs calibration text: pass --calib FILE.");
-        if (!File.Exists(s.Calib)) throw new CliException($"{s.Calib}: calibration file not found.");
-        if (s.Eval is not null && !File.Exists(s.Eval)) throw new CliException($"{s.Eval}: evaluation file not found.");
-        if (s.Samples < 1) throw new CliException($"--calib-samples must be at least 1, not {s.Samples}.");
-        if (s.SeqLen < 2) throw new CliException($"--calib-seq-len must be at least 2, not {s.SeqLen}.");
-        if (s.EvalWindows < 1) throw new CliException($"--eval-windows must be at least 1, not {s.EvalWindows}.");
-        if (s.Generations < 0 || s.Offspring < 1) throw new CliException("--generations must be ≥ 0 and --offspring ≥ 1.");
-        if (s.TopK is < 1) throw new CliException($"--top-k must be at least 1, not {s.TopK}.");
-        if (s.Resume && s.Force) throw new CliException("--resume and --force exclude each other; pass one.");
-        if (s.Resume && s.Method != "evopress") throw new CliException("--resume continues an evopress search; dp has no state to resume.");
-        bool exists = Directory.Exists(s.Output) || File.Exists(s.Output);
-        if (exists && !s.Force && !s.Resume) throw new CliException($"{s.Output}: output already exists; choose another -o directory, pass --force to replace it or --resume to continue its search.");
-        string statePath = Path.Combine(s.Output, StateFile);
-        if (s.Force && File.Exists(statePath)) File.Delete(statePath);
+        CheckSharedSettings(s);
+        string statePath = PrepareOutput(s);
 
         var clock = Stopwatch.StartNew();
         var database = DepthDatabase.Open(s.Db);
@@ -52,10 +37,7 @@ internal static partial class SearchCommand
         int layers = model.Layers.Count, units = DepthUnits.Count(layers);
         DepthUnits.Budget(layers, k); // K in 0..units, before any work
 
-        var tokenizer = ModelSource.OpenTokenizer(s.Model);
-        int? bos = model.Config.BosTokenId ?? tokenizer.BosTokenId;
-        int length = Math.Min(s.SeqLen, model.Config.MaxPositions);
-        var calibration = CalibrationData.FromText(tokenizer, File.ReadAllText(s.Calib), bos, s.Samples, length, s.Seed, s.Calib);
+        var calibration = LoadCalibration(s, model);
         var windows = calibration.Samples;
         var every = Enumerable.Range(0, windows.Count).ToArray();
 
@@ -71,15 +53,9 @@ internal static partial class SearchCommand
         if (s.Method == "evopress")
         {
             var fitness = new KlDivergenceFitness(model, windows, s.TopK);
-            var options = new EvoPressOptions
-            {
-                Generations = s.Generations, Offspring = s.Offspring, Seed = s.Seed,
-                // As for bits: the last stage scores every calibration window, so the curve is monotone and comparable.
-                WindowsPerStage = [Math.Min(4, windows.Count), windows.Count],
-            };
+            var options = EvoOptions(s, windows.Count);
             fingerprint = DepthFingerprint(database, k, calibration, s);
-            EvoPressState? saved = s.Resume ? EvoPressStateFile.Load(statePath, fingerprint) : null;
-            if (saved is not null) console.Log($"resuming the search at generation {saved.Generation}");
+            var saved = LoadSavedState(console, s, statePath, fingerprint);
             EvoPressState state;
             try
             {
@@ -87,12 +63,7 @@ internal static partial class SearchCommand
                 {
                     DepthUnits.Apply(model, levels);
                     return fitness.Evaluate(model, w);
-                }, windows.Count, bySmallestKl, options, saved, st =>
-                {
-                    EvoPressStateFile.Save(statePath, fingerprint, st);
-                    if (console.ErrorIsTerminal)
-                        console.Log($"generation {st.Generation}/{s.Generations}  best KL {st.ParentFitness:0.00000}  {Bar(st.Generation, s.Generations)}");
-                });
+                }, windows.Count, bySmallestKl, options, saved, SaveAndShow(console, s, statePath, fingerprint));
             }
             finally
             {
@@ -216,8 +187,6 @@ internal static partial class SearchCommand
     {
         var text = new StringBuilder();
         text.Append(database.Manifest.ModelSha256).Append("|depth|").Append(dropBlocks);
-        text.Append(CultureInfo.InvariantCulture, $"|{calibration.Source}|{calibration.SampleCount}|{calibration.SequenceLength}|{s.Seed}|{s.Offspring}|{s.TopK}");
-        foreach (var w in calibration.Samples) text.Append(w.Length).Append(':').Append(w[0]).Append(':').Append(w[^1]).Append(';');
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+        return HashWithRunSettings(text, calibration, s);
     }
 }
