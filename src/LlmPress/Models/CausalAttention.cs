@@ -425,6 +425,7 @@ public static unsafe class CausalAttention
                     float* o = po + (nint)t * queryStride + kvHead * gs * headDim;
                     float* k0 = pk + (nint)lo * kvStride + kvHead * headDim, v0 = pv + (nint)lo * kvStride + kvHead * headDim;
                     GroupScores(q, k0, kvStride, n, gs, headDim, scale, ps);
+                    PrefetchRows(v0, kvStride, Math.Min(n, CachePrefetchRows), headDim); // lands during the softmax
                     for (int h = 0; h < gs; h++)
                         inverseSums[h] = 1f / ExponentiateShifted(new Span<float>(ps + (nint)h * n, n));
                     GroupOutput(v0, kvStride, n, gs, headDim, ps, inverseSums, o);
@@ -437,12 +438,32 @@ public static unsafe class CausalAttention
         }
     }
 
+    /// <summary>
+    /// Decode reads a layer's cached K and V rows once per token, from DRAM (a 30-layer cache is far larger than L3),
+    /// and the key loop has too little work per row to hide the latency: each loop prefetches the row this many keys
+    /// ahead (the first this many before it starts). SmolLM2-135M shape, INT4, ~64 cached keys: decode attention went
+    /// from 22 to 17 µs per layer (5 µs when the cache is in L1/L2).
+    /// </summary>
+    private const int CachePrefetchRows = 16;
+
+    /// <summary>Prefetches the first <paramref name="width"/> floats of <paramref name="rows"/> rows <paramref name="stride"/> floats apart.</summary>
+    private static void PrefetchRows(float* first, int stride, int rows, int width)
+    {
+        for (int j = 0; j < rows; j++)
+        {
+            float* row = first + (nint)j * stride;
+            for (int e = 0; e < width; e += 16) Sse.Prefetch0(row + e);
+        }
+    }
+
     /// <summary>s[h, j] = scale · q_h·k_j for j &lt; n; q: [gs, d], k rows kvStride apart, s: [gs, n].</summary>
     private static void GroupScores(float* q, float* k, int kvStride, int n, int gs, int d, float scale, float* s)
     {
+        PrefetchRows(k, kvStride, Math.Min(n, CachePrefetchRows), d);
         for (int j = 0; j < n; j++)
         {
             float* kj = k + (nint)j * kvStride;
+            if (j + CachePrefetchRows < n) PrefetchRows(kj + (nint)CachePrefetchRows * kvStride, kvStride, 1, d);
             for (int h = 0; h < gs; h++)
             {
                 float* qh = q + h * d;
@@ -481,6 +502,7 @@ public static unsafe class CausalAttention
                     {
                         var pj = Vector512.Create(ph[j]);
                         float* vj = ve + (nint)j * kvStride;
+                        if (h == 0 && j + CachePrefetchRows < n) PrefetchRows(vj + (nint)CachePrefetchRows * kvStride, kvStride, 1, width);
                         a0 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj), a0);
                         a1 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 16), a1);
                         a2 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 32), a2);
