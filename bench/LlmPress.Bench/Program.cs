@@ -16,6 +16,8 @@ using LlmPress.Numerics;
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
+//        ... -- prefill-gemm                                 (one m = 2048 product per linear shape, FP32 weights vs packed forms, ms)
+//        ... -- prefill-ab [f32 int4 nvfp4 ...]              (prefill tokens/s per weight form, interleaved rounds)
 //        ... -- depth-baselines MODEL CALIB K OUT [samples] [seqlen]  (exhaustive KL of every K-sub-block drop; optimum and last-K checkpoints)
 //        ... -- search-fixtures [MODEL_DIR ...] [--bits B] [--windows N]  (uniform / DP / EvoPress bit allocation on the random-weight fixtures)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
@@ -216,6 +218,47 @@ if (what == "gemv")
         }
         Console.WriteLine(line);
     }
+    return 0;
+}
+if (what == "prefill-gemm")
+{
+    // One prefill product (m = 2048) per linear of layer 0, FP32 weights vs packed forms, 2 threads: best ms.
+    Parallelism.MaxThreads = 2;
+    var config = LlmPress.Models.RandomModel.SmolLM2Shape with { LayerCount = 1, VocabSize = 1024 };
+    int m = 2048;
+    foreach (var form in new[] { "f32", "int4", "mxfp4", "nvfp4" })
+    {
+        var model = form == "f32" ? LlmPress.Models.RandomModel.Create(config, DType.F32) : RandomModelIn(config, form);
+        var line = new System.Text.StringBuilder($"{form,-6}");
+        double total = 0;
+        foreach (var layer in new[] { model.Layers[0].QueryProj, model.Layers[0].KeyProj, model.Layers[0].OutputProj, model.Layers[0].UpProj, model.Layers[0].DownProj })
+        {
+            var x = new float[m * layer.InFeatures];
+            for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
+            var y = new float[m * layer.OutFeatures];
+            double best = double.MaxValue;
+            for (int r = 0; r < 8; r++)
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                layer.Forward(x, m, y);
+                best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            total += best;
+            line.Append($" | {layer.Name.Split('.')[^1]} {best,6:F2} ms");
+        }
+        Console.WriteLine(line.Append($" | sum {total:F2}"));
+    }
+    return 0;
+}
+if (what == "prefill-ab")
+{
+    // Prefill tokens/s (window 2048, as `llmpress bench`) of FP32 weights vs packed forms, interleaved rounds.
+    var config = LlmPress.Models.RandomModel.SmolLM2Shape;
+    var forms = args.Length > 1 ? args[1..] : new[] { "f32", "int4" };
+    var models = forms.Select(f => f == "f32" ? LlmPress.Models.RandomModel.Create(config, DType.F32) : RandomModelIn(config, f)).ToArray();
+    for (int round = 0; round < 4; round++)
+        for (int i = 0; i < forms.Length; i++)
+            Console.WriteLine($"round {round} {forms[i],-6} {LlmPress.Evaluation.SpeedBenchmark.MeasurePrefill(models[i], 2048, repeats: 1):F1} tokens/s");
     return 0;
 }
 if (what == "handoff")

@@ -69,5 +69,6 @@ public class CliVerbTests
         var results = doc.RootElement.GetProperty("results");
         Assert.True(results.GetProperty("sgemm_1thread").GetProperty("value").GetDouble() > 0);
         Assert.True(results.GetProperty("prefill").GetProperty("value").GetDouble() > 0);
+        Assert.True(results.GetProperty("decode_int4_bound_share").GetProperty("value").GetDouble() > 0);
     }
 }

@@ -89,6 +89,26 @@ public class QuantizedMatrixTests
     }
 
     [Fact]
+    public void ManyRowProductsGiveTheSameBitsWhateverTheTiling()
+    {
+        // 37 rows: tiles of 16 rows (16 + 16 + 5) and of 32 (32 + 5) against one tile; each output's sum over k is the same.
+        var w = Random(37, 200, 4, 32, zeros: true, fp4: false, seed: 37);
+        int m = 40;
+        var random = new Random(3);
+        var x = new float[m * w.Cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
+        var whole = new float[m * w.Rows];
+        Gemm.MultiplyByDecodedTiles(x, m, w, whole, parallel: true, maxTileElements: long.MaxValue);
+        foreach (long tileElements in new long[] { 16 * 200, 32 * 200, 20 * 200 })
+        {
+            var tiled = new float[m * w.Rows];
+            Gemm.MultiplyByDecodedTiles(x, m, w, tiled, parallel: true, maxTileElements: tileElements);
+            Assert.Equal(whole, tiled);
+        }
+        Assert.Equal(Reference(w, x, m).Select(v => (float)v).ToArray(), whole, (a, b) => Math.Abs(a - b) <= 1e-3);
+    }
+
+    [Fact]
     public void DecodedTilesEqualTheScalarDecoderBitForBit()
     {
         foreach (var (bits, group, zeros, fp4) in new[] { (4, 16, false, true), (4, 32, true, false), (8, 16, true, false) })
