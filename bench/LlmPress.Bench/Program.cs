@@ -18,6 +18,7 @@ using LlmPress.Numerics;
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 //        ... -- prefill-gemm                                 (one m = 2048 product per linear shape, FP32 weights vs packed forms, ms)
 //        ... -- prefill-ab [f32 int4 nvfp4 ...]              (prefill tokens/s per weight form, interleaved rounds)
+//        ... -- scale-decode                                 (MXFP4/NVFP4 scale codes → FP32, µs per 55K scales)
 //        ... -- depth-baselines MODEL CALIB K OUT [samples] [seqlen]  (exhaustive KL of every K-sub-block drop; optimum and last-K checkpoints)
 //        ... -- search-fixtures [MODEL_DIR ...] [--bits B] [--windows N]  (uniform / DP / EvoPress bit allocation on the random-weight fixtures)
 // Self-timed modes report the best of repeated runs (see KernelBenchmark).
@@ -259,6 +260,26 @@ if (what == "prefill-ab")
     for (int round = 0; round < 4; round++)
         for (int i = 0; i < forms.Length; i++)
             Console.WriteLine($"round {round} {forms[i],-6} {LlmPress.Evaluation.SpeedBenchmark.MeasurePrefill(models[i], 2048, repeats: 1):F1} tokens/s");
+    return 0;
+}
+if (what == "scale-decode")
+{
+    // The scale decoding a packed MXFP4/NVFP4 GEMV does before its rows: one [1536, 36] matrix's scales (NVFP4 up_proj).
+    var codes = new byte[1536 * 36];
+    new Random(1).NextBytes(codes);
+    for (int i = 0; i < codes.Length; i++) codes[i] = (byte)(codes[i] % 120 + 1);
+    var dst = new float[codes.Length];
+    foreach (var coding in new[] { ScaleCoding.E8M0, ScaleCoding.E4M3 })
+    {
+        double best = double.MaxValue;
+        for (int r = 0; r < 200; r++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            LlmPress.Numerics.Kernels.ScaleCodeDecoder.Decode(codes, coding, 3f, dst);
+            best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+        }
+        Console.WriteLine($"{coding}: {best:F2} µs for {codes.Length} scales");
+    }
     return 0;
 }
 if (what == "handoff")

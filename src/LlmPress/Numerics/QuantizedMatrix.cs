@@ -9,8 +9,10 @@ namespace LlmPress.Numerics;
 ///          (INT4: levels 0..15 with a zero point; MXFP4/NVFP4: the 16 E2M1 values, zero 0)
 ///   8-bit: level = code (INT8 with a zero point)
 /// </code>
-/// Scales and zero points are FP32 per (row, group), decoded once at load from whatever the checkpoint stores (FP16,
-/// E8M0, E4M3 ÷ global scale), so the kernels need no per-format decoding: memory is the codes plus 32–64 bits per group.
+/// Scales and zero points are FP32 per (row, group), decoded once at load from whatever the checkpoint stores (FP16
+/// for INT), so the kernels need no per-format decoding. MXFP4's E8M0 and NVFP4's E4M3 scales stay one byte per group
+/// (<see cref="ScaleCodes"/>): as FP32 they were a third of an NVFP4 matrix, read again by every decode step. Kernels
+/// decode a row range's scales into a small buffer in registers (<see cref="Kernels.ScaleCodeDecoder"/>) before its rows.
 /// </summary>
 /// <remarks>
 /// The fast kernels take 32 columns at a time, so a 32-column chunk may not straddle a group boundary — except for
@@ -29,23 +31,56 @@ public sealed class QuantizedMatrix
     /// <param name="zeros">[rows, groups], or null for all-zero.</param>
     /// <exception cref="ArgumentException">Inconsistent sizes, an unsupported grouping, or a non-finite scale, zero or level.</exception>
     public QuantizedMatrix(int rows, int cols, int bits, int groupSize, byte[] codes, float[]? levels, float[] scales, float[]? zeros)
+        : this(rows, cols, bits, groupSize, codes, levels, scales ?? throw new ArgumentNullException(nameof(scales)), null, null, zeros)
+    {
+    }
+
+    /// <summary>
+    /// A matrix whose scales are kept as one code byte per (row, group), no zero points: scale = 2^(code − 127)
+    /// (<see cref="ScaleCoding.E8M0"/>, MXFP4) or E4M3(code) ÷ <paramref name="divisor"/> (<see cref="ScaleCoding.E4M3"/>,
+    /// NVFP4 with its global scale).
+    /// </summary>
+    /// <param name="scaleCodes">[rows, groups] bytes; none may decode to NaN.</param>
+    public QuantizedMatrix(int rows, int cols, int bits, int groupSize, byte[] codes, float[]? levels, byte[] scaleCodes, ScaleCoding coding,
+        float divisor = 1f)
+        : this(rows, cols, bits, groupSize, codes, levels, null, scaleCodes ?? throw new ArgumentNullException(nameof(scaleCodes)),
+            ScaleTableOf(coding, divisor), null)
+    {
+        ScaleCoding = coding;
+        ScaleDivisor = divisor;
+    }
+
+    private static float[] ScaleTableOf(ScaleCoding coding, float divisor)
+    {
+        if (!float.IsFinite(divisor) || divisor == 0) throw new ArgumentException($"The scale divisor is {divisor}.", nameof(divisor));
+        var table = new float[256];
+        for (int code = 0; code < 256; code++) table[code] = Kernels.ScaleCodeDecoder.Decode((byte)code, coding, divisor);
+        return table;
+    }
+
+    private QuantizedMatrix(int rows, int cols, int bits, int groupSize, byte[] codes, float[]? levels, float[]? scales,
+        byte[]? scaleCodes, float[]? scaleTable, float[]? zeros)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(groupSize);
         ArgumentNullException.ThrowIfNull(codes);
-        ArgumentNullException.ThrowIfNull(scales);
         if (bits is not (4 or 8)) throw new ArgumentException($"Packed kernels take 4- or 8-bit codes, not {bits}-bit.", nameof(bits));
         if (!IsSupportedGrouping(bits, cols, groupSize))
             throw new ArgumentException($"Groups of {groupSize} over {cols} columns do not align with the {bits}-bit kernels' column chunks.", nameof(groupSize));
         int rowBytes = bits == 4 ? (cols + 1) / 2 : cols;
         int groups = (cols + groupSize - 1) / groupSize;
         if (codes.Length != (long)rows * rowBytes) throw new ArgumentException($"codes has {codes.Length} bytes, not [{rows}, {rowBytes}].", nameof(codes));
-        if (scales.Length != (long)rows * groups) throw new ArgumentException($"scales has {scales.Length} values, not [{rows}, {groups}].", nameof(scales));
-        if (zeros is not null && zeros.Length != scales.Length) throw new ArgumentException($"zeros has {zeros.Length} values, not [{rows}, {groups}].", nameof(zeros));
+        if (scales is not null && scales.Length != (long)rows * groups) throw new ArgumentException($"scales has {scales.Length} values, not [{rows}, {groups}].", nameof(scales));
+        if (scaleCodes is not null && scaleCodes.Length != (long)rows * groups) throw new ArgumentException($"scaleCodes has {scaleCodes.Length} bytes, not [{rows}, {groups}].", nameof(scaleCodes));
+        if (scaleTable is not null && scaleTable.Length != 256) throw new ArgumentException($"scaleTable has {scaleTable.Length} entries, not 256.", nameof(scaleTable));
+        if (zeros is not null && zeros.Length != (long)rows * groups) throw new ArgumentException($"zeros has {zeros.Length} values, not [{rows}, {groups}].", nameof(zeros));
         if (bits == 4 && levels?.Length != 16) throw new ArgumentException("4-bit codes need 16 levels.", nameof(levels));
         if (bits == 8 && levels is not null) throw new ArgumentException("8-bit codes are their own levels; pass null.", nameof(levels));
-        CheckFinite(scales, nameof(scales));
+        if (scales is not null) CheckFinite(scales, nameof(scales));
+        if (scaleCodes is not null)
+            foreach (byte code in scaleCodes)
+                if (!float.IsFinite(scaleTable![code])) throw new ArgumentException($"Scale code {code} decodes to {scaleTable[code]}, not finite.", nameof(scaleCodes));
         if (zeros is not null) CheckFinite(zeros, nameof(zeros));
         if (levels is not null) CheckFinite(levels, nameof(levels));
         Rows = rows;
@@ -59,6 +94,8 @@ public sealed class QuantizedMatrix
         LevelsAreCodes = bits == 8 || IsIdentity(levels!);
         ByteLevels = bits == 4 ? Kernels.ByteLevels.From(levels!) : null;
         Scales = scales;
+        ScaleCodes = scaleCodes;
+        ScaleTable = scaleTable;
         Zeros = zeros;
     }
 
@@ -71,7 +108,20 @@ public sealed class QuantizedMatrix
     public int RowBytes { get; }
     public byte[] Codes { get; }
     public float[]? Levels { get; }
-    public float[] Scales { get; }
+    /// <summary>FP32 scales [rows, groups], or null when they are kept as <see cref="ScaleCodes"/>.</summary>
+    public float[]? Scales { get; }
+
+    /// <summary>One code byte per (row, group), [rows, groups], whose FP32 scale is <see cref="ScaleTable"/>[code]; or null (FP32 <see cref="Scales"/>).</summary>
+    public byte[]? ScaleCodes { get; }
+
+    /// <summary>The FP32 scale of each of the 256 codes, with <see cref="ScaleCodes"/>.</summary>
+    public float[]? ScaleTable { get; }
+
+    /// <summary>How <see cref="ScaleCodes"/> decode (with them only).</summary>
+    public ScaleCoding ScaleCoding { get; }
+
+    /// <summary>The E4M3 scales' divisor (NVFP4's global scale); 1 otherwise.</summary>
+    public float ScaleDivisor { get; } = 1f;
     public float[]? Zeros { get; }
 
     /// <summary>True when level(code) = code (INT4 levels 0..15, or 8-bit): the kernels convert codes instead of looking them up.</summary>
@@ -88,7 +138,35 @@ public sealed class QuantizedMatrix
     }
 
     /// <summary>Bytes held (codes, scales, zero points, levels).</summary>
-    public long MemoryBytes => Codes.LongLength + 4L * (Scales.LongLength + (Zeros?.LongLength ?? 0) + (Levels?.Length ?? 0));
+    public long MemoryBytes => Codes.LongLength + (ScaleCodes?.LongLength ?? 0)
+        + 4L * ((Scales?.LongLength ?? 0) + (ScaleTable?.Length ?? 0) + (Zeros?.LongLength ?? 0) + (Levels?.Length ?? 0));
+
+    /// <summary>The FP32 scale of (row, group), however it is stored.</summary>
+    public float Scale(int row, int group)
+    {
+        long i = (long)row * Groups + group;
+        return Scales is { } scales ? scales[i] : ScaleTable![ScaleCodes![i]];
+    }
+
+    /// <summary>
+    /// For a kernel over rows [r0, r1) of a matrix with <see cref="ScaleCodes"/>: those rows' FP32 scales, [r1 − r0,
+    /// Groups] from index 0 (16 more entries past them, so vector reads of a last partial group stay inside), in an
+    /// array from the shared pool to give back with <see cref="ReturnDecodedScales"/>. Null when the scales are FP32.
+    /// </summary>
+    internal float[]? RentDecodedScales(int r0, int r1)
+    {
+        if (ScaleCodes is not { } scaleCodes) return null;
+        int count = (r1 - r0) * Groups;
+        var decoded = System.Buffers.ArrayPool<float>.Shared.Rent(count + 16);
+        Kernels.ScaleCodeDecoder.Decode(scaleCodes.AsSpan(r0 * Groups, count), ScaleCoding, ScaleDivisor, decoded.AsSpan(0, count));
+        return decoded;
+    }
+
+    /// <summary>Gives back an array from <see cref="RentDecodedScales"/> (null: nothing to do).</summary>
+    internal static void ReturnDecodedScales(float[]? decoded)
+    {
+        if (decoded is not null) System.Buffers.ArrayPool<float>.Shared.Return(decoded);
+    }
 
     /// <summary>
     /// True when no 32-column chunk (16 for 8-bit) straddles a group boundary, or the groups have 16 columns (4-bit).
@@ -103,7 +181,7 @@ public sealed class QuantizedMatrix
         {
             if ((uint)row >= (uint)Rows || (uint)col >= (uint)Cols) throw new ArgumentOutOfRangeException(nameof(col), $"({row}, {col}) is outside [{Rows}, {Cols}].");
             int g = row * Groups + col / GroupSize;
-            return Scales[g] * (Level(row, col) - (Zeros?[g] ?? 0f));
+            return Scale(row, col / GroupSize) * (Level(row, col) - (Zeros?[g] ?? 0f));
         }
     }
 
@@ -115,7 +193,7 @@ public sealed class QuantizedMatrix
         for (int c = 0; c < Cols; c++)
         {
             int g = row * Groups + c / GroupSize;
-            dst[c] = Scales[g] * (Level(row, c) - (Zeros?[g] ?? 0f));
+            dst[c] = Scale(row, c / GroupSize) * (Level(row, c) - (Zeros?[g] ?? 0f));
         }
     }
 

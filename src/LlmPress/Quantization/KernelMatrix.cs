@@ -1,12 +1,14 @@
 using System.Runtime.InteropServices;
 using LlmPress.Numerics;
+using LlmPress.Numerics.Kernels;
 
 namespace LlmPress.Quantization;
 
 /// <summary>
 /// Turns a <see cref="PackedWeight"/> into the form the packed kernels multiply (<see cref="QuantizedMatrix"/>):
 /// INT4 and INT8 (any symmetry; groups that align with the kernels' 32/16-column chunks), MXFP4 and NVFP4. The codes
-/// are shared, not copied; scales and zero points are decoded once to FP32 per group. Every value the kernels see is
+/// are shared, not copied; INT scales and zero points are decoded once to FP32 per group, MXFP4/NVFP4 scale bytes are
+/// shared too (with a 256-entry table of their FP32 values). Every value the kernels see is
 /// exactly <see cref="PackedWeight.DequantizeStored"/>'s (the same scale · (level − zero) in FP32).
 /// </summary>
 public static class KernelMatrix
@@ -25,27 +27,46 @@ public static class KernelMatrix
         };
         if (bits == 0 || !QuantizedMatrix.IsSupportedGrouping(bits, cols, groupSize)) return null;
 
-        var scales = new float[(long)rows * groups];
-        float[]? zeros = null;
-        float[]? levels = null;
-        switch (format.Kind)
+        byte[] codes = weight.GetTensor("qweight").Data;
+        if (format.Kind is QuantKind.Mxfp4 or QuantKind.Nvfp4)
         {
-            case QuantKind.Int:
-                zeros = new float[scales.Length];
-                for (int r = 0; r < rows; r++)
-                    for (int g = 0; g < groups; g++)
-                    {
-                        scales[r * groups + g] = weight.GetScale(r, g);
-                        zeros[r * groups + g] = weight.GetZero(r, g);
-                    }
-                if (bits == 4) levels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-                break;
-            default: // E2M1 codes; GetScale decodes E8M0, or E4M3 ÷ the global scale, exactly as dequantization does
-                for (int r = 0; r < rows; r++)
-                    for (int g = 0; g < groups; g++) scales[r * groups + g] = weight.GetScale(r, g);
-                levels = Fp4E2M1.Values.ToArray();
-                break;
+            // E2M1 codes; the scales stay one byte per group (as FP32 they were a third of an NVFP4 matrix), shared with
+            // the checkpoint like the codes, with each code's FP32 value decoded exactly as dequantization does.
+            if (!IsOneBytePerGroup(weight, rows, groups)) return null;
+            // E8M0 decodes as E8M0.Decode; E4M3 ÷ the global scale as Nvfp4Format.EffectiveScale (ScaleCodesTests checks both).
+            var stored = weight.GetTensor("scales");
+            byte[] scaleCodes = stored.Data.Length == (long)rows * groups ? stored.Data : CopyScaleCodes(weight, rows, groups);
+            return format.Kind == QuantKind.Mxfp4
+                ? new QuantizedMatrix(rows, cols, 4, groupSize, codes, Fp4E2M1.Values.ToArray(), scaleCodes, ScaleCoding.E8M0)
+                : new QuantizedMatrix(rows, cols, 4, groupSize, codes, Fp4E2M1.Values.ToArray(), scaleCodes, ScaleCoding.E4M3, weight.GlobalScale);
         }
-        return new QuantizedMatrix(rows, cols, bits, groupSize, weight.GetTensor("qweight").Data, levels, scales, zeros);
+
+        // INT: FP16 scales and integer zero points to FP32 per group.
+        var scales = new float[(long)rows * groups];
+        var zeros = new float[scales.Length];
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < groups; g++)
+            {
+                scales[r * groups + g] = weight.GetScale(r, g);
+                zeros[r * groups + g] = weight.GetZero(r, g);
+            }
+        float[]? levels = bits == 4 ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] : null;
+        return new QuantizedMatrix(rows, cols, bits, groupSize, codes, levels, scales, zeros);
+    }
+
+    private static bool IsOneBytePerGroup(PackedWeight weight, int rows, int groups)
+    {
+        var shape = weight.GetTensor("scales").Shape;
+        return shape.Length == 2 && shape[0] == rows && shape[1] >= groups;
+    }
+
+    /// <summary>The scale codes as [rows, groups] when the stored tensor has more than one byte per row's groups.</summary>
+    private static byte[] CopyScaleCodes(PackedWeight weight, int rows, int groups)
+    {
+        var stored = weight.GetTensor("scales");
+        int perRow = (int)stored.Shape[1];
+        var codes = new byte[(long)rows * groups];
+        for (int r = 0; r < rows; r++) stored.Data.AsSpan(r * perRow, groups).CopyTo(codes.AsSpan(r * groups, groups));
+        return codes;
     }
 }

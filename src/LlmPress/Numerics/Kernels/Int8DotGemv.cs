@@ -89,9 +89,14 @@ internal static unsafe class Int8DotGemv
         int* offsets = stackalloc int[TMap.HasOffset ? a.Chunks * 16 : 0];
         if (TMap.HasOffset)
             for (int i = 0; i < a.Chunks * 16; i++) offsets[i] = map.Offset * a.LaneSums[i];
-        fixed (byte* codes = w.Codes)
-        fixed (float* scales = w.Scales, zeros = w.Zeros)
+        float[]? decoded = w.RentDecodedScales(r0, r1);
+        try
         {
+        fixed (byte* codes = w.Codes)
+        fixed (float* stored = w.Scales, zeros = w.Zeros, decodedScales = decoded)
+        {
+            // Row r's scales at scales + r·groups: the stored FP32 scales, or this row range's, decoded from their codes.
+            float* scales = stored != null ? stored : decodedScales - (nint)r0 * groups;
             byte* end = codes + w.Codes.LongLength;
             int r = r0;
             for (; r + 4 <= r1; r += 4)
@@ -163,6 +168,11 @@ internal static unsafe class Int8DotGemv
                 if (tail) t = TailStep<TMap, TZeros, TLanes>(p, s, z, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t);
                 y[r] = (Reduce4(t, t, t, t) * inverseFactor).ToScalar();
             }
+        }
+        }
+        finally
+        {
+            QuantizedMatrix.ReturnDecodedScales(decoded);
         }
     }
 

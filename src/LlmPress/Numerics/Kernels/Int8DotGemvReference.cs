@@ -46,7 +46,7 @@ internal static class Int8DotGemvReference
             for (int c = 0; c < w.Cols; c++)
             {
                 int g = r * w.Groups + c / w.GroupSize;
-                double weight = (double)w.Scales[g] * ((double)Level(w, r, c) - (w.Zeros?[g] ?? 0f));
+                double weight = (double)w.Scale(r, c / w.GroupSize) * ((double)Level(w, r, c) - (w.Zeros?[g] ?? 0f));
                 sum += weight * ((double)scales[c / 32] * values[c]);
             }
             y[r] = sum;
@@ -69,7 +69,7 @@ internal static class Int8DotGemvReference
             var map = w.ByteLevels!;
             byte code = w.Codes[(long)r * w.RowBytes + c / 2];
             double u = map.Bytes[(c & 1) == 0 ? code & 15 : code >> 4];
-            sum += Math.Abs((double)w.Scales[g]) * ((u + map.Offset) / map.Factor + Math.Abs((double)(w.Zeros?[g] ?? 0f)))
+            sum += Math.Abs((double)w.Scale(r, c / w.GroupSize)) * ((u + map.Offset) / map.Factor + Math.Abs((double)(w.Zeros?[g] ?? 0f)))
                 * Math.Abs((double)scales[c / 32] * values[c]);
         }
         return sum;

@@ -137,9 +137,26 @@ internal static unsafe class QuantizedGemv
     /// <summary>y[i, r] for rows [r0, r1) (y: [m, W.Rows]); r0 a multiple of 4 so each row takes the same path on any split.</summary>
     internal static void Rows(QuantizedMatrix w, float* x, float* xp, int m, float* y, int r0, int r1, bool avx512)
     {
-        if (avx512 && w.Bits == 4) Avx512Rows4(w, x, xp, m, y, r0, r1);
-        else if (avx512) Avx512Rows8(w, x, m, y, r0, r1);
-        else PortableRows(w, x, m, y, r0, r1);
+        if (!avx512)
+        {
+            PortableRows(w, x, m, y, r0, r1);
+            return;
+        }
+        float[]? decoded = w.RentDecodedScales(r0, r1);
+        try
+        {
+            fixed (float* stored = w.Scales, decodedScales = decoded)
+            {
+                // Row r's scales at scales + r·groups: the stored FP32 scales, or this row range's, decoded from their codes.
+                float* scales = stored != null ? stored : decodedScales - (nint)r0 * w.Groups;
+                if (w.Bits == 4) Avx512Rows4(w, scales, x, xp, m, y, r0, r1);
+                else Avx512Rows8(w, scales, x, m, y, r0, r1);
+            }
+        }
+        finally
+        {
+            QuantizedMatrix.ReturnDecodedScales(decoded);
+        }
     }
 
     private static void PortableRows(QuantizedMatrix w, float* x, int m, float* y, int r0, int r1)
@@ -187,7 +204,7 @@ internal static unsafe class QuantizedGemv
         return (lo * s, hi * s);
     }
 
-    private static void Avx512Rows4(QuantizedMatrix w, float* x, float* xp, int m, float* y, int r0, int r1)
+    private static void Avx512Rows4(QuantizedMatrix w, float* scales, float* x, float* xp, int m, float* y, int r0, int r1)
     {
         int k = w.Cols, n = w.Rows, chunks = k / 32, groups = w.Groups, groupSize = w.GroupSize;
         bool halves = groupSize == 16 && groups > 1;
@@ -195,7 +212,7 @@ internal static unsafe class QuantizedGemv
         var mask = Vector512.Create(15);
         Vector512<float>* acc = stackalloc Vector512<float>[Math.Max(m, 4)];
         fixed (byte* codes = w.Codes)
-        fixed (float* levelsPtr = w.Levels, scales = w.Scales, zerosPtr = w.Zeros)
+        fixed (float* levelsPtr = w.Levels, zerosPtr = w.Zeros)
         {
             var levels = Vector512.Load(levelsPtr);
             int rStart = r0;
@@ -440,12 +457,12 @@ internal static unsafe class QuantizedGemv
         return sum;
     }
 
-    private static void Avx512Rows8(QuantizedMatrix w, float* x, int m, float* y, int r0, int r1)
+    private static void Avx512Rows8(QuantizedMatrix w, float* scales, float* x, int m, float* y, int r0, int r1)
     {
         int k = w.Cols, n = w.Rows, chunks = k / 16, groups = w.Groups, groupSize = w.GroupSize;
         Vector512<float>* acc = stackalloc Vector512<float>[Math.Max(m, 2)];
         fixed (byte* codes = w.Codes)
-        fixed (float* scales = w.Scales, zerosPtr = w.Zeros)
+        fixed (float* zerosPtr = w.Zeros)
         {
             for (int r = r0; r < r1; r++)
             {
@@ -497,9 +514,14 @@ internal static unsafe class QuantizedGemv
             return;
         }
         int groups = w.Groups, groupSize = w.GroupSize;
-        fixed (byte* codes = w.Codes)
-        fixed (float* levelsPtr = w.Levels, scales = w.Scales, zerosPtr = w.Zeros)
+        float[]? decoded = w.RentDecodedScales(r0, r1);
+        try
         {
+        fixed (byte* codes = w.Codes)
+        fixed (float* levelsPtr = w.Levels, stored = w.Scales, zerosPtr = w.Zeros, decodedScales = decoded)
+        {
+            // Row r's scales at scales + r·groups: the stored FP32 scales, or this row range's, decoded from their codes.
+            float* scales = stored != null ? stored : decodedScales - (nint)r0 * groups;
             for (int r = r0; r < r1; r++)
             {
                 byte* rowCodes = codes + (nint)r * w.RowBytes;
@@ -534,6 +556,11 @@ internal static unsafe class QuantizedGemv
                 }
                 for (int col = done; col < k; col++) d[col] = w[r, col];
             }
+        }
+        }
+        finally
+        {
+            QuantizedMatrix.ReturnDecodedScales(decoded);
         }
     }
 }
