@@ -115,7 +115,7 @@ public sealed class QuantizedMatrix
     public byte[]? ScaleCodes { get; }
 
     /// <summary>The FP32 scale of each of the 256 codes, with <see cref="ScaleCodes"/>.</summary>
-    public float[]? ScaleTable { get; }
+    internal float[]? ScaleTable { get; }
 
     /// <summary>How <see cref="ScaleCodes"/> decode (with them only).</summary>
     public ScaleCoding ScaleCoding { get; }
