@@ -31,7 +31,7 @@ public sealed class QuantizedMatrix
     /// <param name="zeros">[rows, groups], or null for all-zero.</param>
     /// <exception cref="ArgumentException">Inconsistent sizes, an unsupported grouping, or a non-finite scale, zero or level.</exception>
     public QuantizedMatrix(int rows, int cols, int bits, int groupSize, byte[] codes, float[]? levels, float[] scales, float[]? zeros)
-        : this(rows, cols, bits, groupSize, codes, levels, scales ?? throw new ArgumentNullException(nameof(scales)), null, null, zeros)
+        : this(rows, cols, bits, groupSize, codes, levels, scales ?? throw new ArgumentNullException(nameof(scales)), null, default, 1f, zeros)
     {
     }
 
@@ -44,22 +44,12 @@ public sealed class QuantizedMatrix
     public QuantizedMatrix(int rows, int cols, int bits, int groupSize, byte[] codes, float[]? levels, byte[] scaleCodes, ScaleCoding coding,
         float divisor = 1f)
         : this(rows, cols, bits, groupSize, codes, levels, null, scaleCodes ?? throw new ArgumentNullException(nameof(scaleCodes)),
-            ScaleTableOf(coding, divisor), null)
+            coding, divisor, null)
     {
-        ScaleCoding = coding;
-        ScaleDivisor = divisor;
-    }
-
-    private static float[] ScaleTableOf(ScaleCoding coding, float divisor)
-    {
-        if (!float.IsFinite(divisor) || divisor == 0) throw new ArgumentException($"The scale divisor is {divisor}.", nameof(divisor));
-        var table = new float[256];
-        for (int code = 0; code < 256; code++) table[code] = Kernels.ScaleCodeDecoder.Decode((byte)code, coding, divisor);
-        return table;
     }
 
     private QuantizedMatrix(int rows, int cols, int bits, int groupSize, byte[] codes, float[]? levels, float[]? scales,
-        byte[]? scaleCodes, float[]? scaleTable, float[]? zeros)
+        byte[]? scaleCodes, ScaleCoding coding, float divisor, float[]? zeros)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
@@ -73,14 +63,19 @@ public sealed class QuantizedMatrix
         if (codes.Length != (long)rows * rowBytes) throw new ArgumentException($"codes has {codes.Length} bytes, not [{rows}, {rowBytes}].", nameof(codes));
         if (scales is not null && scales.Length != (long)rows * groups) throw new ArgumentException($"scales has {scales.Length} values, not [{rows}, {groups}].", nameof(scales));
         if (scaleCodes is not null && scaleCodes.Length != (long)rows * groups) throw new ArgumentException($"scaleCodes has {scaleCodes.Length} bytes, not [{rows}, {groups}].", nameof(scaleCodes));
-        if (scaleTable is not null && scaleTable.Length != 256) throw new ArgumentException($"scaleTable has {scaleTable.Length} entries, not 256.", nameof(scaleTable));
         if (zeros is not null && zeros.Length != (long)rows * groups) throw new ArgumentException($"zeros has {zeros.Length} values, not [{rows}, {groups}].", nameof(zeros));
         if (bits == 4 && levels?.Length != 16) throw new ArgumentException("4-bit codes need 16 levels.", nameof(levels));
         if (bits == 8 && levels is not null) throw new ArgumentException("8-bit codes are their own levels; pass null.", nameof(levels));
         if (scales is not null) CheckFinite(scales, nameof(scales));
+        float[]? scaleTable = null;
         if (scaleCodes is not null)
+        {
+            if (!float.IsFinite(divisor) || divisor == 0) throw new ArgumentException($"The scale divisor is {divisor}.", nameof(divisor));
+            scaleTable = new float[256];
+            for (int code = 0; code < 256; code++) scaleTable[code] = Kernels.ScaleCodeDecoder.Decode((byte)code, coding, divisor);
             foreach (byte code in scaleCodes)
-                if (!float.IsFinite(scaleTable![code])) throw new ArgumentException($"Scale code {code} decodes to {scaleTable[code]}, not finite.", nameof(scaleCodes));
+                if (!float.IsFinite(scaleTable[code])) throw new ArgumentException($"Scale code {code} decodes to {scaleTable[code]}, not finite.", nameof(scaleCodes));
+        }
         if (zeros is not null) CheckFinite(zeros, nameof(zeros));
         if (levels is not null) CheckFinite(levels, nameof(levels));
         Rows = rows;
@@ -96,6 +91,8 @@ public sealed class QuantizedMatrix
         Scales = scales;
         ScaleCodes = scaleCodes;
         ScaleTable = scaleTable;
+        ScaleCoding = coding;
+        ScaleDivisor = divisor;
         Zeros = zeros;
     }
 
@@ -121,7 +118,7 @@ public sealed class QuantizedMatrix
     public ScaleCoding ScaleCoding { get; }
 
     /// <summary>The E4M3 scales' divisor (NVFP4's global scale); 1 otherwise.</summary>
-    public float ScaleDivisor { get; } = 1f;
+    public float ScaleDivisor { get; }
     public float[]? Zeros { get; }
 
     /// <summary>True when level(code) = code (INT4 levels 0..15, or 8-bit): the kernels convert codes instead of looking them up.</summary>
@@ -149,23 +146,32 @@ public sealed class QuantizedMatrix
     }
 
     /// <summary>
-    /// For a kernel over rows [r0, r1) of a matrix with <see cref="ScaleCodes"/>: those rows' FP32 scales, [r1 − r0,
-    /// Groups] from index 0 (16 more entries past them, so vector reads of a last partial group stay inside), in an
-    /// array from the shared pool to give back with <see cref="ReturnDecodedScales"/>. Null when the scales are FP32.
+    /// For a kernel over rows [r0, r1): the rows' FP32 scales, row r's at <see cref="RowScales.Values"/>[r·Groups −
+    /// <see cref="RowScales.FirstIndex"/>]. FP32 scales are returned as they are; scale codes are decoded for those
+    /// rows into an array from the shared pool (16 entries longer, so vector reads of a last partial group stay
+    /// inside), given back on dispose.
     /// </summary>
-    internal float[]? RentDecodedScales(int r0, int r1)
+    internal RowScales GetRowScales(int r0, int r1)
     {
-        if (ScaleCodes is not { } scaleCodes) return null;
+        if (Scales is { } scales) return new RowScales(scales, 0, rented: false);
         int count = (r1 - r0) * Groups;
         var decoded = System.Buffers.ArrayPool<float>.Shared.Rent(count + 16);
-        Kernels.ScaleCodeDecoder.Decode(scaleCodes.AsSpan(r0 * Groups, count), ScaleCoding, ScaleDivisor, decoded.AsSpan(0, count));
-        return decoded;
+        Kernels.ScaleCodeDecoder.Decode(ScaleCodes.AsSpan(r0 * Groups, count), ScaleCoding, ScaleDivisor, decoded.AsSpan(0, count));
+        return new RowScales(decoded, (nint)r0 * Groups, rented: true);
     }
 
-    /// <summary>Gives back an array from <see cref="RentDecodedScales"/> (null: nothing to do).</summary>
-    internal static void ReturnDecodedScales(float[]? decoded)
+    /// <summary>A kernel's row range of FP32 scales (<see cref="GetRowScales"/>); dispose to give back a decoded array.</summary>
+    internal readonly ref struct RowScales(float[] values, nint firstIndex, bool rented)
     {
-        if (decoded is not null) System.Buffers.ArrayPool<float>.Shared.Return(decoded);
+        public float[] Values { get; } = values;
+
+        /// <summary>The index row r0's first scale would have in the whole matrix's [rows, groups] scales.</summary>
+        public nint FirstIndex { get; } = firstIndex;
+
+        public void Dispose()
+        {
+            if (rented) System.Buffers.ArrayPool<float>.Shared.Return(Values);
+        }
     }
 
     /// <summary>

@@ -32,10 +32,10 @@ public static class KernelMatrix
         {
             // E2M1 codes; the scales stay one byte per group (as FP32 they were a third of an NVFP4 matrix), shared with
             // the checkpoint like the codes, with each code's FP32 value decoded exactly as dequantization does.
-            if (!IsOneBytePerGroup(weight, rows, groups)) return null;
             // E8M0 decodes as E8M0.Decode; E4M3 ÷ the global scale as Nvfp4Format.EffectiveScale (ScaleCodesTests checks both).
             var stored = weight.GetTensor("scales");
-            byte[] scaleCodes = stored.Data.Length == (long)rows * groups ? stored.Data : CopyScaleCodes(weight, rows, groups);
+            if (stored.Shape.Length != 2 || stored.Shape[0] != rows || stored.Shape[1] < groups) return null;
+            byte[] scaleCodes = stored.Shape[1] == groups ? stored.Data : CopyScaleCodes(stored.Data, (int)stored.Shape[1], rows, groups);
             return format.Kind == QuantKind.Mxfp4
                 ? new QuantizedMatrix(rows, cols, 4, groupSize, codes, Fp4E2M1.Values.ToArray(), scaleCodes, ScaleCoding.E8M0)
                 : new QuantizedMatrix(rows, cols, 4, groupSize, codes, Fp4E2M1.Values.ToArray(), scaleCodes, ScaleCoding.E4M3, weight.GlobalScale);
@@ -54,19 +54,11 @@ public static class KernelMatrix
         return new QuantizedMatrix(rows, cols, bits, groupSize, codes, levels, scales, zeros);
     }
 
-    private static bool IsOneBytePerGroup(PackedWeight weight, int rows, int groups)
-    {
-        var shape = weight.GetTensor("scales").Shape;
-        return shape.Length == 2 && shape[0] == rows && shape[1] >= groups;
-    }
-
     /// <summary>The scale codes as [rows, groups] when the stored tensor has more than one byte per row's groups.</summary>
-    private static byte[] CopyScaleCodes(PackedWeight weight, int rows, int groups)
+    private static byte[] CopyScaleCodes(byte[] stored, int perRow, int rows, int groups)
     {
-        var stored = weight.GetTensor("scales");
-        int perRow = (int)stored.Shape[1];
         var codes = new byte[(long)rows * groups];
-        for (int r = 0; r < rows; r++) stored.Data.AsSpan(r * perRow, groups).CopyTo(codes.AsSpan(r * groups, groups));
+        for (int r = 0; r < rows; r++) stored.AsSpan(r * perRow, groups).CopyTo(codes.AsSpan(r * groups, groups));
         return codes;
     }
 }

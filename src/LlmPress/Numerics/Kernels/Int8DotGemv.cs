@@ -89,14 +89,11 @@ internal static unsafe class Int8DotGemv
         int* offsets = stackalloc int[TMap.HasOffset ? a.Chunks * 16 : 0];
         if (TMap.HasOffset)
             for (int i = 0; i < a.Chunks * 16; i++) offsets[i] = map.Offset * a.LaneSums[i];
-        float[]? decoded = w.RentDecodedScales(r0, r1);
-        try
-        {
+        using var rowScales = w.GetRowScales(r0, r1);
         fixed (byte* codes = w.Codes)
-        fixed (float* stored = w.Scales, zeros = w.Zeros, decodedScales = decoded)
+        fixed (float* scaleValues = rowScales.Values, zeros = w.Zeros)
         {
-            // Row r's scales at scales + r·groups: the stored FP32 scales, or this row range's, decoded from their codes.
-            float* scales = stored != null ? stored : decodedScales - (nint)r0 * groups;
+            float* scales = scaleValues - rowScales.FirstIndex; // row r's at scales + r·groups
             byte* end = codes + w.Codes.LongLength;
             int r = r0;
             for (; r + 4 <= r1; r += 4)
@@ -168,11 +165,6 @@ internal static unsafe class Int8DotGemv
                 if (tail) t = TailStep<TMap, TZeros, TLanes>(p, s, z, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t);
                 y[r] = (Reduce4(t, t, t, t) * inverseFactor).ToScalar();
             }
-        }
-        }
-        finally
-        {
-            QuantizedMatrix.ReturnDecodedScales(decoded);
         }
     }
 

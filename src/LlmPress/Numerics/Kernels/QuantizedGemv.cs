@@ -142,20 +142,12 @@ internal static unsafe class QuantizedGemv
             PortableRows(w, x, m, y, r0, r1);
             return;
         }
-        float[]? decoded = w.RentDecodedScales(r0, r1);
-        try
+        using var rowScales = w.GetRowScales(r0, r1);
+        fixed (float* scaleValues = rowScales.Values)
         {
-            fixed (float* stored = w.Scales, decodedScales = decoded)
-            {
-                // Row r's scales at scales + r·groups: the stored FP32 scales, or this row range's, decoded from their codes.
-                float* scales = stored != null ? stored : decodedScales - (nint)r0 * w.Groups;
-                if (w.Bits == 4) Avx512Rows4(w, scales, x, xp, m, y, r0, r1);
-                else Avx512Rows8(w, scales, x, m, y, r0, r1);
-            }
-        }
-        finally
-        {
-            QuantizedMatrix.ReturnDecodedScales(decoded);
+            float* scales = scaleValues - rowScales.FirstIndex; // row r's at scales + r·groups
+            if (w.Bits == 4) Avx512Rows4(w, scales, x, xp, m, y, r0, r1);
+            else Avx512Rows8(w, scales, x, m, y, r0, r1);
         }
     }
 
@@ -514,14 +506,11 @@ internal static unsafe class QuantizedGemv
             return;
         }
         int groups = w.Groups, groupSize = w.GroupSize;
-        float[]? decoded = w.RentDecodedScales(r0, r1);
-        try
-        {
+        using var rangeScales = w.GetRowScales(r0, r1);
         fixed (byte* codes = w.Codes)
-        fixed (float* levelsPtr = w.Levels, stored = w.Scales, zerosPtr = w.Zeros, decodedScales = decoded)
+        fixed (float* levelsPtr = w.Levels, scaleValues = rangeScales.Values, zerosPtr = w.Zeros)
         {
-            // Row r's scales at scales + r·groups: the stored FP32 scales, or this row range's, decoded from their codes.
-            float* scales = stored != null ? stored : decodedScales - (nint)r0 * groups;
+            float* scales = scaleValues - rangeScales.FirstIndex; // row r's at scales + r·groups
             for (int r = r0; r < r1; r++)
             {
                 byte* rowCodes = codes + (nint)r * w.RowBytes;
@@ -556,11 +545,6 @@ internal static unsafe class QuantizedGemv
                 }
                 for (int col = done; col < k; col++) d[col] = w[r, col];
             }
-        }
-        }
-        finally
-        {
-            QuantizedMatrix.ReturnDecodedScales(decoded);
         }
     }
 }
