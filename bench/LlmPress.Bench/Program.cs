@@ -13,6 +13,7 @@ using LlmPress.Numerics;
 //        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
 //        ... -- decode-nll MODEL_DIR TEXT [tokens] [window]    (teacher-forced decode: int8 vs exact decode activations, PPL/KL/top-1)
 //        ... -- decode-tps [threads] [runs]                 (decode tokens/s per weight form + per-token min/p10/p50)
+//        ... -- int8-kernel                                 (Int8DotGemv alone, L2-resident, 1 thread: ns per row·128 columns)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
@@ -187,6 +188,39 @@ if (what == "decode-tps")
         var sorted = (double[])tps.Clone();
         Array.Sort(sorted);
         Console.WriteLine($"{form,-6} bench median {sorted[runs / 2],6:F1} best {sorted[^1],6:F1} tokens/s | per token min {ms[0]:F2} p10 {ms[19]:F2} p50 {ms[96]:F2} ms (p10 → {1000 / ms[19]:F0} tokens/s)");
+    }
+    return 0;
+}
+if (what == "int8-kernel")
+{
+    // The integer-dot decode kernel alone (Int8DotGemv) on layer 0's o_proj [576×576] and down_proj [576×1536] per
+    // 4-bit form, 1 thread, weights resident in L2: its compute speed in ns per row and 128 columns (best of 30 × 200).
+    var config = LlmPress.Models.RandomModel.SmolLM2Shape with { LayerCount = 1, VocabSize = 1024 };
+    foreach (var form in new[] { "int4", "mxfp4", "nvfp4" })
+    {
+        var model = RandomModelIn(config, form);
+        foreach (var w in new[] { model.Layers[0].OutputProj.Quantized!, model.Layers[0].DownProj.Quantized! })
+        {
+            var x = new float[w.Cols];
+            for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
+            var y = new float[w.Rows];
+            double best = double.MaxValue;
+            unsafe
+            {
+                fixed (float* xp = x, yp = y)
+                {
+                    var a = LlmPress.Numerics.Kernels.Int8Activation.Quantize(xp, w.Cols);
+                    for (int i = 0; i < 2000; i++) LlmPress.Numerics.Kernels.Int8DotGemv.Rows(w, a, yp, 0, w.Rows);
+                    for (int r = 0; r < 30; r++)
+                    {
+                        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                        for (int i = 0; i < 200; i++) LlmPress.Numerics.Kernels.Int8DotGemv.Rows(w, a, yp, 0, w.Rows);
+                        best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalNanoseconds / 200);
+                    }
+                }
+            }
+            Console.WriteLine($"{form,-6} [{w.Rows}×{w.Cols}] {best / 1e3,6:F2} µs  {best / (w.Rows * (w.Cols / 128.0)):F3} ns per row·128 columns");
+        }
     }
     return 0;
 }

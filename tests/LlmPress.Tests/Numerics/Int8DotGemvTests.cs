@@ -65,13 +65,13 @@ public class Int8DotGemvTests
                         int chunk = c / 128, j = c % 128, col = chunk * 128 + (j < 64 ? 2 * j : 2 * (j - 64) + 1);
                         Assert.Equal(col < k ? values[col] : 0, a.Codes[c]);
                     }
-                    for (int lane = 0; lane < 16 * a.Chunks; lane++)
+                    for (int half = 0; half < 8 * a.Chunks; half++)
                     {
-                        // Lane L of chunk c: columns 128c + 8L .. 128c + 8L + 7.
+                        // Half block h: columns 16h .. 16h + 15, times its block's scale (zero past k).
                         int sum = 0;
-                        for (int col = 8 * lane; col < Math.Min(k, 8 * lane + 8); col++) sum += values[col];
-                        Assert.Equal(sum, a.LaneSums[lane]);
-                        Assert.Equal(sum, a.LaneSumsF[lane]);
+                        for (int col = 16 * half; col < Math.Min(k, 16 * half + 16); col++) sum += values[col];
+                        float expected = half / 2 < scales.Length ? scales[half / 2] * sum : 0f;
+                        Assert.True(expected.Equals(a.HalfBlockSums[half]), $"k {k}, half block {half}: {a.HalfBlockSums[half]} vs {expected}");
                     }
                 }
             }

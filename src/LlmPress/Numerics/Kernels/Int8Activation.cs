@@ -24,8 +24,7 @@ internal sealed unsafe class Int8Activation
 
     private sbyte[] _codes = [];
     private float[] _laneScales = [], _blockScales = [];
-    private int[] _laneSums = [];
-    private float[] _laneSumsF = [];
+    private float[] _halfBlockSums = [];
 
     /// <summary>Columns quantized.</summary>
     public int Cols { get; private set; }
@@ -40,10 +39,11 @@ internal sealed unsafe class Int8Activation
     public float* LaneScales { get; private set; }
     /// <summary>[Blocks]: sx_b.</summary>
     public float* BlockScales { get; private set; }
-    /// <summary>[Chunks, 16]: Σ x8 over the 8 columns of each lane (for level offsets, in integers).</summary>
-    public int* LaneSums { get; private set; }
-    /// <summary>[Chunks, 16]: <see cref="LaneSums"/> as floats (for zero points).</summary>
-    public float* LaneSumsF { get; private set; }
+    /// <summary>
+    /// [Chunks · 8]: sx_b · Σ x8 over each 16-column half block h (columns 16h..16h+15, b = h/2; the integer sum is
+    /// exact, the product rounded once): what a weight group's level offset or zero point multiplies.
+    /// </summary>
+    public float* HalfBlockSums { get; private set; }
 
     /// <summary>This thread's instance holding x[k] quantized (valid until this thread's next call).</summary>
     public static Int8Activation Quantize(float* x, int k)
@@ -61,8 +61,7 @@ internal sealed unsafe class Int8Activation
             _codes = GC.AllocateArray<sbyte>(chunks * 128, pinned: true);
             _laneScales = GC.AllocateArray<float>(chunks * 16, pinned: true);
             _blockScales = GC.AllocateArray<float>(chunks * 4, pinned: true);
-            _laneSums = GC.AllocateArray<int>(chunks * 16, pinned: true);
-            _laneSumsF = GC.AllocateArray<float>(chunks * 16, pinned: true);
+            _halfBlockSums = GC.AllocateArray<float>(chunks * 8, pinned: true);
         }
         Cols = k;
         Chunks = chunks;
@@ -70,8 +69,7 @@ internal sealed unsafe class Int8Activation
         Codes = (sbyte*)Unsafe.AsPointer(ref _codes[0]);
         LaneScales = (float*)Unsafe.AsPointer(ref _laneScales[0]);
         BlockScales = (float*)Unsafe.AsPointer(ref _blockScales[0]);
-        LaneSums = (int*)Unsafe.AsPointer(ref _laneSums[0]);
-        LaneSumsF = (float*)Unsafe.AsPointer(ref _laneSumsF[0]);
+        HalfBlockSums = (float*)Unsafe.AsPointer(ref _halfBlockSums[0]);
 
         // natural: one chunk's 128 int8 values in column order, before the even/odd split.
         sbyte* natural = stackalloc sbyte[128];
@@ -99,11 +97,14 @@ internal sealed unsafe class Int8Activation
             SplitEvenOdd(natural, Codes + 128 * c);
             for (int lane = 0; lane < 16; lane++)
             {
-                int b = 4 * c + lane / 4, sum = 0;
-                for (int i = 0; i < 8; i++) sum += natural[8 * lane + i];
+                int b = 4 * c + lane / 4;
                 LaneScales[16 * c + lane] = b < blocks ? BlockScales[b] : 0f;
-                LaneSums[16 * c + lane] = sum;
-                LaneSumsF[16 * c + lane] = sum;
+            }
+            for (int half = 0; half < 8; half++)
+            {
+                int b = 4 * c + half / 2, sum = 0;
+                for (int i = 0; i < 16; i++) sum += natural[16 * half + i];
+                HalfBlockSums[8 * c + half] = b < blocks ? BlockScales[b] * sum : 0f;
             }
         }
     }

@@ -8,25 +8,26 @@ namespace LlmPress.Numerics.Kernels;
 /// Decode GEMV (one activation row) of a 4-bit <see cref="QuantizedMatrix"/> with integer inner products: the
 /// activation is quantized once to int8 per 32 columns (<see cref="Int8Activation"/>) and each weight code, written
 /// as a small byte u (<see cref="ByteLevels"/>: level = (u − O)/F), is multiplied by it in integers. With lane L of a
-/// 128-column chunk covering its columns 8L..8L+7 (one 32-column block b, one weight group g when groups are ≥ 16):
+/// 128-column chunk covering its columns 8L..8L+7 (one 32-column block b, one weight group g when groups are ≥ 16),
+/// and T_g = Σ_{c∈g} sx_b · x8_c the activation's sum over group g:
 /// <code>
-///   y_r = (1/F) · Σ_chunks Σ_L sw_g · sx_b · ( Σ_{c∈L} (u_c − O)·x8_c  −  F·z_g · Σ_{c∈L} x8_c )
+///   y_r = (1/F) · ( Σ_chunks Σ_L sw_g · sx_b · Σ_{c∈L} u_c·x8_c  −  Σ_g sw_g · (O + F·z_g) · T_g )
 /// </code>
 /// which is Σ_c W[r, c] · (sx_b · x8_c) exactly up to the FP32 rounding of the scale products and the final sums
 /// (the integer sums are exact). Zero points come with integer levels only (F = 1, O = 0).
 /// </summary>
 /// <remarks>
 /// Why: the FP32-activation kernel (<see cref="QuantizedGemv"/>) spends ~7 vector instructions per 32 weights
-/// widening codes to floats and is instruction-bound on Zen 4 below memory bandwidth. Here 128 weights (64 bytes of
-/// codes) of a row take: one load, two AND and one shift (low/high nibbles; E2M1: two vpshufb through the byte table),
-/// two vpmaddubsw (u8 × s8 → pairs summed in int16), one int16 add, one vpmaddwd against ones (→ 16 int32 lanes),
-/// then one convert, one multiply by the lanes' sx and one FMA with the lanes' weight scales (plus one subtraction
-/// for a level offset, one FMA for zero points); the activation loads are shared by four rows. (VNNI's vpdpbusd
-/// would fuse the three integer steps, but .NET 10 exposes it only as AvxVnni / Avx10v1, neither of which Zen 4
-/// reports.) No overflow: u ≤ 64 and |x8| ≤ 127 keep each int16 sum of four products below 32768, and an int32 lane
-/// holds eight products per chunk. Rows are independent and go through the same per-row arithmetic whether in a
-/// 4-row block or alone, so results do not depend on the thread count. Groups: 16, 32, 64, any multiple of 128, or
-/// one per row.
+/// widening codes to floats and is instruction-bound below memory bandwidth. Here 128 weights (64 bytes of codes) of a
+/// row take: one load, two instructions for the low and high nibbles' bytes (INT4: an AND and a GFNI affine shift;
+/// E2M1: a 16-bit shift and two vpermb through the byte table), two vpmaddubsw (u8 × s8 → pairs summed in int16), one
+/// int16 add, one vpmaddwd against ones (→ 16 int32 lanes), then one convert, one multiply by the lanes' sx and one
+/// FMA with the lanes' weight scales; the activation loads are shared by four rows. The offset/zero-point term takes
+/// 16 groups per FMA, once per row. (VNNI's vpdpbusd would fuse the three integer steps, but .NET 10 exposes it only
+/// as AvxVnni / Avx10v1, neither of which Zen 4/5 reports.) No overflow: u ≤ 64 and |x8| ≤ 127 keep each int16 sum of
+/// four products below 32768, and an int32 lane holds eight products per chunk. Rows are independent and go through
+/// the same per-row arithmetic whether in a 4-row block or alone, so results do not depend on the thread count.
+/// Groups: 16, 32, 64, any multiple of 128, or one per row.
 /// </remarks>
 internal static unsafe class Int8DotGemv
 {
@@ -67,6 +68,8 @@ internal static unsafe class Int8DotGemv
         else Run<TMap, TZeros, Eighths>(w, a, y, r0, r1);
     }
 
+    // Compiled fully optimized at once: tiered up with PGO, the tail step's vectors spilled to the stack on every block.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run<TMap, TZeros, TLanes>(QuantizedMatrix w, Int8Activation a, float* y, int r0, int r1)
         where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints where TLanes : struct, ILaneScales
     {
@@ -78,17 +81,21 @@ internal static unsafe class Int8DotGemv
         int chunksPerGroup = groups == 1 ? int.MaxValue : Math.Max(1, groupSize / 128); // Broadcast only
         // The partial last chunk: its codes and (masked lane modes) its groups' scales are read with masks.
         bool tail = full < a.Chunks;
-        // A tail of ≤ 64 columns (≤ 32 bytes, e.g. 576 = 4·128 + 64) fills only lanes 0–7: one 256-bit step, half the work.
+        // A tail of ≤ 64 columns (≤ 32 bytes) fills only lanes 0–7: one 256-bit step (HalfTailStep), half the work.
         bool half = tail && rowBytes - full * 64 <= 32;
         var codeMask = Vector512.LessThan(Vector512<byte>.Indices, Vector512.Create((byte)(rowBytes - full * 64))); // 0..64 bytes
         int tailGroups = groups - Math.Min(groups - 1, full * 128 / groupSize);
         var scaleMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(tailGroups)).AsSingle();
         sbyte* x8 = a.Codes;
-        float* laneScales = a.LaneScales, laneSums = a.LaneSumsF;
-        // Σ (u − O)·x8 = Σ u·x8 − O·Σ x8: the level offset comes off each lane in integers.
-        int* offsets = stackalloc int[TMap.HasOffset ? a.Chunks * 16 : 0];
-        if (TMap.HasOffset)
-            for (int i = 0; i < a.Chunks * 16; i++) offsets[i] = map.Offset * a.LaneSums[i];
+        float* laneScales = a.LaneScales;
+        // Level offsets and zero points come off once per row, over its groups, not per chunk: with T_g = Σ_{c∈g} sx·x8_c,
+        //   Σ_c sw_g·(u_c − O − F·z_g)·sx·x8_c = Σ_c sw_g·u_c·sx·x8_c − Σ_g sw_g·(O + F·z_g)·T_g,
+        // and the second sum takes 16 groups per step (Correct) where the first takes one 128-column chunk.
+        bool corrected = TMap.HasOffset || TZeros.Present;
+        int paddedGroups = corrected ? (groups + 15) & ~15 : 0;
+        float* groupSums = corrected ? ScratchBuffer.Get(ScratchBuffer.Small, paddedGroups) : null;
+        if (corrected) GroupSums(a, groups, groupSize, TMap.HasOffset ? map.Offset : 1, groupSums, paddedGroups);
+        var lastGroups = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(groups - (paddedGroups - 16))).AsSingle();
         using var rowScales = w.GetRowScales(r0, r1);
         fixed (byte* codes = w.Codes)
         fixed (float* scaleValues = rowScales.Values, zeros = w.Zeros)
@@ -100,7 +107,6 @@ internal static unsafe class Int8DotGemv
             {
                 byte* p0 = codes + r * rowBytes, p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
                 float* s0 = scales + (nint)r * groups, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
-                float* z0 = TZeros.Present ? zeros + (nint)r * groups : null, z1 = z0 + groups, z2 = z1 + groups, z3 = z2 + groups;
                 Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
                 int g = 0, inGroup = 0;
                 // The 4 rows are contiguous: the window [p0 + distance, + 4 rows) is prefetched a line per row per chunk,
@@ -119,12 +125,10 @@ internal static unsafe class Int8DotGemv
                     var xe = Vector512.Load(x8 + c * 128);
                     var xo = Vector512.Load(x8 + c * 128 + 64);
                     var sx = Vector512.Load(laneScales + c * 16);
-                    var xs = TZeros.Present ? Vector512.Load(laneSums + c * 16) : default;
-                    var off = TMap.HasOffset ? Vector512.Load(offsets + c * 16) : default;
-                    t0 = Step<TMap, TZeros>(Vector512.Load(p0 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s0, c, g), TZeros.Present ? TLanes.Full(z0, c, g) : default, table, t0);
-                    t1 = Step<TMap, TZeros>(Vector512.Load(p1 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s1, c, g), TZeros.Present ? TLanes.Full(z1, c, g) : default, table, t1);
-                    t2 = Step<TMap, TZeros>(Vector512.Load(p2 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s2, c, g), TZeros.Present ? TLanes.Full(z2, c, g) : default, table, t2);
-                    t3 = Step<TMap, TZeros>(Vector512.Load(p3 + c * 64), xe, xo, sx, xs, off, TLanes.Full(s3, c, g), TZeros.Present ? TLanes.Full(z3, c, g) : default, table, t3);
+                    t0 = Step<TMap>(Vector512.Load(p0 + c * 64), xe, xo, sx, TLanes.Full(s0, c, g), table, t0);
+                    t1 = Step<TMap>(Vector512.Load(p1 + c * 64), xe, xo, sx, TLanes.Full(s1, c, g), table, t1);
+                    t2 = Step<TMap>(Vector512.Load(p2 + c * 64), xe, xo, sx, TLanes.Full(s2, c, g), table, t2);
+                    t3 = Step<TMap>(Vector512.Load(p3 + c * 64), xe, xo, sx, TLanes.Full(s3, c, g), table, t3);
                     if (++inGroup == chunksPerGroup)
                     {
                         inGroup = 0;
@@ -133,105 +137,144 @@ internal static unsafe class Int8DotGemv
                 }
                 if (pf != null)
                     for (nint o = full * 256; o < 4 * rowBytes; o += 64) Sse.Prefetch0(pf + o);
-                if (tail)
+                if (corrected)
                 {
-                    t0 = TailStep<TMap, TZeros, TLanes>(p0, s0, z0, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t0);
-                    t1 = TailStep<TMap, TZeros, TLanes>(p1, s1, z1, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t1);
-                    t2 = TailStep<TMap, TZeros, TLanes>(p2, s2, z2, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t2);
-                    t3 = TailStep<TMap, TZeros, TLanes>(p3, s3, z3, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t3);
+                    float* z0 = TZeros.Present ? zeros + (nint)r * groups : null;
+                    t0 = Correct<TZeros>(t0, s0, z0, groupSums, groups, lastGroups);
+                    t1 = Correct<TZeros>(t1, s1, z0 + groups, groupSums, groups, lastGroups);
+                    t2 = Correct<TZeros>(t2, s2, z0 + 2 * groups, groupSums, groups, lastGroups);
+                    t3 = Correct<TZeros>(t3, s3, z0 + 3 * groups, groupSums, groups, lastGroups);
                 }
-                (Reduce4(t0, t1, t2, t3) * inverseFactor).Store(y + r);
+                if (tail && !half)
+                {
+                    t0 = TailStep<TMap, TLanes>(p0, s0, x8, laneScales, full, g, codeMask, scaleMask, table, t0);
+                    t1 = TailStep<TMap, TLanes>(p1, s1, x8, laneScales, full, g, codeMask, scaleMask, table, t1);
+                    t2 = TailStep<TMap, TLanes>(p2, s2, x8, laneScales, full, g, codeMask, scaleMask, table, t2);
+                    t3 = TailStep<TMap, TLanes>(p3, s3, x8, laneScales, full, g, codeMask, scaleMask, table, t3);
+                }
+                Vector256<float> h0 = t0.GetLower() + t0.GetUpper(), h1 = t1.GetLower() + t1.GetUpper();
+                Vector256<float> h2 = t2.GetLower() + t2.GetUpper(), h3 = t3.GetLower() + t3.GetUpper();
+                if (half)
+                {
+                    h0 = HalfTailStep<TMap, TLanes>(p0, s0, x8, laneScales, full, g, codeMask, scaleMask, table, h0);
+                    h1 = HalfTailStep<TMap, TLanes>(p1, s1, x8, laneScales, full, g, codeMask, scaleMask, table, h1);
+                    h2 = HalfTailStep<TMap, TLanes>(p2, s2, x8, laneScales, full, g, codeMask, scaleMask, table, h2);
+                    h3 = HalfTailStep<TMap, TLanes>(p3, s3, x8, laneScales, full, g, codeMask, scaleMask, table, h3);
+                }
+                (Reduce4(h0, h1, h2, h3) * inverseFactor).Store(y + r);
             }
             for (; r < r1; r++)
             {
                 // The same per-row arithmetic as in a 4-row block (each output of Reduce4 depends on its own row only).
                 byte* p = codes + r * rowBytes;
                 float* s = scales + (nint)r * groups;
-                float* z = TZeros.Present ? zeros + (nint)r * groups : null;
                 Vector512<float> t = default;
                 int g = 0, inGroup = 0;
                 for (int c = 0; c < full; c++)
                 {
-                    t = Step<TMap, TZeros>(Vector512.Load(p + c * 64), Vector512.Load(x8 + c * 128), Vector512.Load(x8 + c * 128 + 64),
-                        Vector512.Load(laneScales + c * 16), TZeros.Present ? Vector512.Load(laneSums + c * 16) : default,
-                        TMap.HasOffset ? Vector512.Load(offsets + c * 16) : default, TLanes.Full(s, c, g),
-                        TZeros.Present ? TLanes.Full(z, c, g) : default, table, t);
+                    t = Step<TMap>(Vector512.Load(p + c * 64), Vector512.Load(x8 + c * 128), Vector512.Load(x8 + c * 128 + 64),
+                        Vector512.Load(laneScales + c * 16), TLanes.Full(s, c, g), table, t);
                     if (++inGroup == chunksPerGroup)
                     {
                         inGroup = 0;
                         g++;
                     }
                 }
-                if (tail) t = TailStep<TMap, TZeros, TLanes>(p, s, z, x8, laneScales, laneSums, offsets, full, g, half, codeMask, scaleMask, table, t);
-                y[r] = (Reduce4(t, t, t, t) * inverseFactor).ToScalar();
+                if (corrected) t = Correct<TZeros>(t, s, TZeros.Present ? zeros + (nint)r * groups : null, groupSums, groups, lastGroups);
+                if (tail && !half) t = TailStep<TMap, TLanes>(p, s, x8, laneScales, full, g, codeMask, scaleMask, table, t);
+                var h = t.GetLower() + t.GetUpper();
+                if (half) h = HalfTailStep<TMap, TLanes>(p, s, x8, laneScales, full, g, codeMask, scaleMask, table, h);
+                y[r] = (Reduce4(h, h, h, h) * inverseFactor).ToScalar();
             }
         }
     }
 
-    // t + ((Σ_{8 columns of lane L} (u − O)·x8) − z_L·Σ x8) · sx_L · sw_L over the 16 lanes of one 128-column chunk.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Step<TMap, TZeros>(Vector512<byte> q, Vector512<sbyte> xe, Vector512<sbyte> xo, Vector512<float> sx,
-        Vector512<float> xs, Vector512<int> offset, Vector512<float> sw, Vector512<float> z, Vector512<byte> table, Vector512<float> t)
-        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints
+    /// <summary>
+    /// u[g] = scale · T_g for g &lt; groups (T_g = Σ sx·x8 over group g's columns: the sum of its half-block sums, in
+    /// double and rounded once), zero up to <paramref name="padded"/>.
+    /// </summary>
+    private static void GroupSums(Int8Activation a, int groups, int groupSize, int scale, float* u, int padded)
     {
-        var nibble = Vector512.Create((byte)15);
-        var even = TMap.Map(q & nibble, table);
-        var odd = TMap.Map(Avx512BW.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & nibble, table);
-        var pairs = Avx512BW.MultiplyAddAdjacent(even, xe) + Avx512BW.MultiplyAddAdjacent(odd, xo);
-        var lanes = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One);
-        if (TMap.HasOffset) lanes -= offset;
-        var f = Avx512F.ConvertToVector512Single(lanes);
-        if (TZeros.Present) f = Avx512F.FusedMultiplyAddNegated(z, xs, f);
-        return Avx512F.FusedMultiplyAdd(f * sx, sw, t);
+        int halves = (a.Cols + 15) / 16, perGroup = groups == 1 ? halves : groupSize / 16;
+        for (int g = 0; g < padded; g++)
+        {
+            double sum = 0;
+            if (g < groups)
+                for (int h = g * perGroup, last = Math.Min(halves, h + perGroup); h < last; h++) sum += a.HalfBlockSums[h];
+            u[g] = (float)(scale * sum);
+        }
     }
 
-    // The partial last chunk c: codes past the row read as zero (the activation is zero there too), scales and zero
-    // points of groups past the row as zero. A tail of ≤ 32 bytes fills lanes 0–7 only and takes one 256-bit step:
-    // the same arithmetic on those lanes, the upper ones (which would add exact zeros) left as they are.
+    // t − Σ_g c_g · u_g over a row's groups, 16 per step (groups past the row load as zero), with c_g = sw_g (level
+    // offset: u = O·T) or sw_g · z_g (zero points: u = T). The lanes of t are summed at the end, so which lane a group
+    // lands in does not matter.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> TailStep<TMap, TZeros, TLanes>(byte* p, float* s, float* z, sbyte* x8, float* laneScales, float* laneSums,
-        int* offsets, int c, int g, bool half, Vector512<byte> codeMask, Vector512<float> scaleMask, Vector512<byte> table, Vector512<float> t)
-        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints where TLanes : struct, ILaneScales
+    private static Vector512<float> Correct<TZeros>(Vector512<float> t, float* s, float* z, float* u, int groups, Vector512<float> lastGroups)
+        where TZeros : struct, IZeroPoints
     {
-        var sw = TLanes.Tail(s, c, g, scaleMask);
-        var zl = TZeros.Present ? TLanes.Tail(z, c, g, scaleMask) : default;
-        if (half)
+        int g = 0;
+        for (; g + 16 <= groups; g += 16)
         {
-            var lower = Step256<TMap, TZeros>(Avx512BW.VL.MaskLoad(p + c * 64, codeMask.GetLower(), Vector256<byte>.Zero),
-                Vector256.Load(x8 + c * 128), Vector256.Load(x8 + c * 128 + 64), Vector256.Load(laneScales + c * 16),
-                TZeros.Present ? Vector256.Load(laneSums + c * 16) : default, TMap.HasOffset ? Vector256.Load(offsets + c * 16) : default,
-                sw.GetLower(), zl.GetLower(), table.GetLower(), t.GetLower());
-            return Vector512.Create(lower, t.GetUpper());
+            var c = Vector512.Load(s + g);
+            if (TZeros.Present) c *= Vector512.Load(z + g);
+            t = Avx512F.FusedMultiplyAddNegated(c, Vector512.Load(u + g), t);
         }
-        return Step<TMap, TZeros>(Avx512BW.MaskLoad(p + c * 64, codeMask, Vector512<byte>.Zero), Vector512.Load(x8 + c * 128),
-            Vector512.Load(x8 + c * 128 + 64), Vector512.Load(laneScales + c * 16), TZeros.Present ? Vector512.Load(laneSums + c * 16) : default,
-            TMap.HasOffset ? Vector512.Load(offsets + c * 16) : default, sw, zl, table, t);
+        if (g < groups)
+        {
+            var c = Avx512F.MaskLoad(s + g, lastGroups, Vector512<float>.Zero);
+            if (TZeros.Present) c *= Avx512F.MaskLoad(z + g, lastGroups, Vector512<float>.Zero);
+            t = Avx512F.FusedMultiplyAddNegated(c, Vector512.Load(u + g), t);
+        }
+        return t;
     }
+
+    // t + (Σ_{8 columns of lane L} u·x8) · sx_L · sw_L over the 16 lanes of one 128-column chunk.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Step<TMap>(Vector512<byte> q, Vector512<sbyte> xe, Vector512<sbyte> xo, Vector512<float> sx,
+        Vector512<float> sw, Vector512<byte> table, Vector512<float> t)
+        where TMap : struct, INibbleMap
+    {
+        var pairs = Avx512BW.MultiplyAddAdjacent(TMap.Low(q, table), xe) + Avx512BW.MultiplyAddAdjacent(TMap.High(q, table), xo);
+        var lanes = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One);
+        return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(lanes) * sx, sw, t);
+    }
+
+    // The partial last chunk c: codes past the row read as zero (the activation is zero there too), scales of groups
+    // past the row as zero.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> TailStep<TMap, TLanes>(byte* p, float* s, sbyte* x8, float* laneScales, int c, int g,
+        Vector512<byte> codeMask, Vector512<float> scaleMask, Vector512<byte> table, Vector512<float> t)
+        where TMap : struct, INibbleMap where TLanes : struct, ILaneScales =>
+        Step<TMap>(Avx512BW.MaskLoad(p + c * 64, codeMask, Vector512<byte>.Zero), Vector512.Load(x8 + c * 128),
+            Vector512.Load(x8 + c * 128 + 64), Vector512.Load(laneScales + c * 16), TLanes.Tail(s, c, g, scaleMask), table, t);
+
+    // A partial last chunk of ≤ 32 bytes (≤ 64 columns, e.g. 576 = 4·128 + 64) fills lanes 0–7 only: the same
+    // arithmetic on those lanes as TailStep, 256 bits wide, added into the row's sums already folded to 8 lanes (the
+    // upper lanes would add exact zeros).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> HalfTailStep<TMap, TLanes>(byte* p, float* s, sbyte* x8, float* laneScales, int c, int g,
+        Vector512<byte> codeMask, Vector512<float> scaleMask, Vector512<byte> table, Vector256<float> h)
+        where TMap : struct, INibbleMap where TLanes : struct, ILaneScales =>
+        Step256<TMap>(Avx512BW.VL.MaskLoad(p + c * 64, codeMask.GetLower(), Vector256<byte>.Zero), Vector256.Load(x8 + c * 128),
+            Vector256.Load(x8 + c * 128 + 64), Vector256.Load(laneScales + c * 16), TLanes.Tail(s, c, g, scaleMask).GetLower(),
+            table.GetLower(), h);
 
     // Step on lanes 0–7 only (256-bit).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Step256<TMap, TZeros>(Vector256<byte> q, Vector256<sbyte> xe, Vector256<sbyte> xo, Vector256<float> sx,
-        Vector256<float> xs, Vector256<int> offset, Vector256<float> sw, Vector256<float> z, Vector256<byte> table, Vector256<float> t)
-        where TMap : struct, INibbleMap where TZeros : struct, IZeroPoints
+    private static Vector256<float> Step256<TMap>(Vector256<byte> q, Vector256<sbyte> xe, Vector256<sbyte> xo, Vector256<float> sx,
+        Vector256<float> sw, Vector256<byte> table, Vector256<float> t)
+        where TMap : struct, INibbleMap
     {
-        var nibble = Vector256.Create((byte)15);
-        var even = TMap.Map256(q & nibble, table);
-        var odd = TMap.Map256(Avx2.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & nibble, table);
-        var pairs = Avx2.MultiplyAddAdjacent(even, xe) + Avx2.MultiplyAddAdjacent(odd, xo);
+        var pairs = Avx2.MultiplyAddAdjacent(TMap.Low256(q, table), xe) + Avx2.MultiplyAddAdjacent(TMap.High256(q, table), xo);
         var lanes = Avx2.MultiplyAddAdjacent(pairs, Vector256<short>.One);
-        if (TMap.HasOffset) lanes -= offset;
-        var f = Avx.ConvertToVector256Single(lanes);
-        if (TZeros.Present) f = Fma.MultiplyAddNegated(z, xs, f);
-        return Fma.MultiplyAdd(f * sx, sw, t);
+        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(lanes) * sx, sw, t);
     }
 
-    // The lane sums of four rows → [Σa, Σb, Σc, Σd]; each output depends only on its own input, in a fixed order.
+    // The folded lane sums of four rows → [Σa, Σb, Σc, Σd]; each output depends only on its own input, in a fixed order.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Reduce4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    private static Vector128<float> Reduce4(Vector256<float> a, Vector256<float> b, Vector256<float> c, Vector256<float> d)
     {
-        var ab = Avx.HorizontalAdd(a.GetLower() + a.GetUpper(), b.GetLower() + b.GetUpper());
-        var cd = Avx.HorizontalAdd(c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
-        var abcd = Avx.HorizontalAdd(ab, cd);
+        var abcd = Avx.HorizontalAdd(Avx.HorizontalAdd(a, b), Avx.HorizontalAdd(c, d));
         return abcd.GetLower() + abcd.GetUpper();
     }
 
@@ -251,37 +294,80 @@ internal static unsafe class Int8DotGemv
         public static bool Present => false;
     }
 
-    /// <summary>Maps 64 nibbles (one per byte) to their level bytes.</summary>
+    /// <summary>The level bytes of the low and of the high nibbles of 64 (or 32) code bytes.</summary>
     private interface INibbleMap
     {
-        static abstract Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table);
+        static abstract Vector512<byte> Low(Vector512<byte> codes, Vector512<byte> table);
 
-        static abstract Vector256<byte> Map256(Vector256<byte> nibbles, Vector256<byte> table);
+        static abstract Vector512<byte> High(Vector512<byte> codes, Vector512<byte> table);
+
+        static abstract Vector256<byte> Low256(Vector256<byte> codes, Vector256<byte> table);
+
+        static abstract Vector256<byte> High256(Vector256<byte> codes, Vector256<byte> table);
 
         /// <summary>Whether the bytes carry an offset O (level = (u − O)/F) to take off.</summary>
         static abstract bool HasOffset { get; }
     }
 
+    /// <summary>
+    /// The GF(2) affine matrix that shifts each byte right by 4 (vgf2p8affineqb: result bit i = parity of matrix byte
+    /// 7 − i AND the input, so byte 7 − i selects input bit i + 4 for i &lt; 4): the high nibble in one instruction
+    /// where a 16-bit shift needs a mask after it.
+    /// </summary>
+    private static Vector512<byte> HighNibbleMatrix => Vector512.Create(0x1020408000000000UL).AsByte();
+
     /// <summary>INT4: the nibble is the byte.</summary>
     private struct Nibbles : INibbleMap
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table) => nibbles;
+        public static Vector512<byte> Low(Vector512<byte> codes, Vector512<byte> table) => codes & Vector512.Create((byte)15);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Map256(Vector256<byte> nibbles, Vector256<byte> table) => nibbles;
+        public static Vector512<byte> High(Vector512<byte> codes, Vector512<byte> table) => Gfni.V512.IsSupported
+            ? Gfni.V512.GaloisFieldAffineTransform(codes, HighNibbleMatrix, 0)
+            : Avx512BW.ShiftRightLogical(codes.AsUInt16(), 4).AsByte() & Vector512.Create((byte)15);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Low256(Vector256<byte> codes, Vector256<byte> table) => codes & Vector256.Create((byte)15);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> High256(Vector256<byte> codes, Vector256<byte> table) => Gfni.V256.IsSupported
+            ? Gfni.V256.GaloisFieldAffineTransform(codes, HighNibbleMatrix.GetLower(), 0)
+            : Avx2.ShiftRightLogical(codes.AsUInt16(), 4).AsByte() & Vector256.Create((byte)15);
 
         public static bool HasOffset => false;
     }
 
-    /// <summary>A level table (E2M1): one vpshufb.</summary>
+    /// <summary>
+    /// A level table (E2M1). With VBMI, vpermb indexes the 64-byte table (the 16 bytes repeated) by each byte's low six
+    /// bits, so the low nibble needs no mask, and the high one only a 16-bit shift (the neighbour's bits it shifts in
+    /// land in bits 4–5, which the repetition ignores): three instructions where vpshufb needs five.
+    /// </summary>
     private struct Lookup : INibbleMap
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<byte> Map(Vector512<byte> nibbles, Vector512<byte> table) => Avx512BW.Shuffle(table, nibbles);
+        public static Vector512<byte> Low(Vector512<byte> codes, Vector512<byte> table) => Avx512Vbmi.IsSupported
+            ? Avx512Vbmi.PermuteVar64x8(table, codes)
+            : Avx512BW.Shuffle(table, codes & Vector512.Create((byte)15));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Map256(Vector256<byte> nibbles, Vector256<byte> table) => Avx2.Shuffle(table, nibbles);
+        public static Vector512<byte> High(Vector512<byte> codes, Vector512<byte> table)
+        {
+            var shifted = Avx512BW.ShiftRightLogical(codes.AsUInt16(), 4).AsByte();
+            return Avx512Vbmi.IsSupported ? Avx512Vbmi.PermuteVar64x8(table, shifted) : Avx512BW.Shuffle(table, shifted & Vector512.Create((byte)15));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Low256(Vector256<byte> codes, Vector256<byte> table) => Avx512Vbmi.VL.IsSupported
+            ? Avx512Vbmi.VL.PermuteVar32x8(table, codes)
+            : Avx2.Shuffle(table, codes & Vector256.Create((byte)15));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> High256(Vector256<byte> codes, Vector256<byte> table)
+        {
+            var shifted = Avx2.ShiftRightLogical(codes.AsUInt16(), 4).AsByte();
+            return Avx512Vbmi.VL.IsSupported ? Avx512Vbmi.VL.PermuteVar32x8(table, shifted) : Avx2.Shuffle(table, shifted & Vector256.Create((byte)15));
+        }
 
         public static bool HasOffset => true;
     }
