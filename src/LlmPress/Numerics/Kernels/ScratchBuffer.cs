@@ -13,7 +13,7 @@ internal static unsafe class ScratchBuffer
     public const int PackedB = 0;
     /// <summary>Slot for packed A blocks (private to the thread).</summary>
     public const int PackedA = 1;
-    /// <summary>Small per-thread temporaries (an edge tile, one converted row).</summary>
+    /// <summary>Small per-thread temporaries (an edge tile, one converted row, a decode GEMV's per-group activation sums).</summary>
     public const int Small = 2;
     /// <summary>Extra workspace for algorithms built on GEMM (Cholesky, triangular inverse).</summary>
     public const int Work = 3;
