@@ -298,18 +298,22 @@ if (what == "prefill-ab")
 }
 if (what == "scale-decode")
 {
-    // The scale decoding a packed MXFP4/NVFP4 GEMV does before its rows: one [1536, 36] matrix's scales (NVFP4 up_proj).
+    // The scale decoding a packed MXFP4/NVFP4 GEMV does before its rows: one [1536, 36] matrix's scales (NVFP4 up_proj),
+    // in 8 row slices.
     var codes = new byte[1536 * 36];
     new Random(1).NextBytes(codes);
     for (int i = 0; i < codes.Length; i++) codes[i] = (byte)(codes[i] % 120 + 1);
-    var dst = new float[codes.Length];
+    var dst = new float[codes.Length / 8];
     foreach (var coding in new[] { ScaleCoding.E8M0, ScaleCoding.E4M3 })
     {
         double best = double.MaxValue;
+        var table = new LlmPress.Numerics.Kernels.ScaleCodeTable(coding, 3f);
         for (int r = 0; r < 200; r++)
         {
             long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            LlmPress.Numerics.Kernels.ScaleCodeDecoder.Decode(codes, coding, 3f, dst);
+            // As a GEMV's 8 work items do: a slice of rows each, into one reused L1-sized buffer.
+            for (int slice = 0; slice < 8; slice++)
+                LlmPress.Numerics.Kernels.ScaleCodeDecoder.Decode(codes.AsSpan(slice * codes.Length / 8, codes.Length / 8), table, dst);
             best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
         }
         Console.WriteLine($"{coding}: {best:F2} µs for {codes.Length} scales");

@@ -67,12 +67,11 @@ public sealed class QuantizedMatrix
         if (bits == 4 && levels?.Length != 16) throw new ArgumentException("4-bit codes need 16 levels.", nameof(levels));
         if (bits == 8 && levels is not null) throw new ArgumentException("8-bit codes are their own levels; pass null.", nameof(levels));
         if (scales is not null) CheckFinite(scales, nameof(scales));
-        float[]? scaleTable = null;
+        Kernels.ScaleCodeTable? scaleTable = null;
         if (scaleCodes is not null)
         {
             if (!float.IsFinite(divisor) || divisor == 0) throw new ArgumentException($"The scale divisor is {divisor}.", nameof(divisor));
-            scaleTable = new float[256];
-            for (int code = 0; code < 256; code++) scaleTable[code] = Kernels.ScaleCodeDecoder.Decode((byte)code, coding, divisor);
+            scaleTable = new Kernels.ScaleCodeTable(coding, divisor);
             foreach (byte code in scaleCodes)
                 if (!float.IsFinite(scaleTable[code])) throw new ArgumentException($"Scale code {code} decodes to {scaleTable[code]}, not finite.", nameof(scaleCodes));
         }
@@ -112,7 +111,7 @@ public sealed class QuantizedMatrix
     public byte[]? ScaleCodes { get; }
 
     /// <summary>The FP32 scale of each of the 256 codes, with <see cref="ScaleCodes"/>.</summary>
-    internal float[]? ScaleTable { get; }
+    internal Kernels.ScaleCodeTable? ScaleTable { get; }
 
     /// <summary>How <see cref="ScaleCodes"/> decode (with them only).</summary>
     public ScaleCoding ScaleCoding { get; }
@@ -135,8 +134,8 @@ public sealed class QuantizedMatrix
     }
 
     /// <summary>Bytes held (codes, scales, zero points, levels).</summary>
-    public long MemoryBytes => Codes.LongLength + (ScaleCodes?.LongLength ?? 0)
-        + 4L * ((Scales?.LongLength ?? 0) + (ScaleTable?.Length ?? 0) + (Zeros?.LongLength ?? 0) + (Levels?.Length ?? 0));
+    public long MemoryBytes => Codes.LongLength + (ScaleCodes?.LongLength ?? 0) + (ScaleTable?.MemoryBytes ?? 0)
+        + 4L * ((Scales?.LongLength ?? 0) + (Zeros?.LongLength ?? 0) + (Levels?.Length ?? 0));
 
     /// <summary>The FP32 scale of (row, group), however it is stored.</summary>
     public float Scale(int row, int group)
@@ -156,7 +155,7 @@ public sealed class QuantizedMatrix
         if (Scales is { } scales) return new RowScales(scales, 0, rented: false);
         int count = (r1 - r0) * Groups;
         var decoded = System.Buffers.ArrayPool<float>.Shared.Rent(count + 16);
-        Kernels.ScaleCodeDecoder.Decode(ScaleCodes.AsSpan(r0 * Groups, count), ScaleCoding, ScaleDivisor, decoded.AsSpan(0, count));
+        Kernels.ScaleCodeDecoder.Decode(ScaleCodes.AsSpan(r0 * Groups, count), ScaleTable!, decoded.AsSpan(0, count));
         return new RowScales(decoded, (nint)r0 * Groups, rented: true);
     }
 

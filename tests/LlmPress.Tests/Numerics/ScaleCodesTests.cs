@@ -48,8 +48,8 @@ public class ScaleCodesTests
     {
         var (coded, fp32) = Twins(rows, cols, groupSize, nvfp4, seed: rows * 31 + cols);
         Assert.Null(coded.Scales);
-        // One byte per group instead of four, plus the 1 KiB table.
-        Assert.Equal(fp32.MemoryBytes - 3L * rows * coded.Groups + 4 * 256, coded.MemoryBytes);
+        // One byte per group instead of four, plus the 1 KiB table and its 512 bytes of byte planes.
+        Assert.Equal(fp32.MemoryBytes - 3L * rows * coded.Groups + 4 * 256 + 512, coded.MemoryBytes);
         Assert.Equal(fp32.Dequantize(), coded.Dequantize());
         foreach (var level in NumericsTestUtil.Levels())
             using (NumericsTestUtil.Force(level))
@@ -78,7 +78,7 @@ public class ScaleCodesTests
         var codes = Enumerable.Range(0, 256).Select(c => (byte)c)
             .Where(c => coding == ScaleCoding.E8M0 ? c != E8M0.NaN : (c & 0x7F) != 0x7F).Reverse().ToArray();
         var decoded = new float[codes.Length];
-        ScaleCodeDecoder.Decode(codes, coding, divisor, decoded);
+        ScaleCodeDecoder.Decode(codes, new ScaleCodeTable(coding, divisor), decoded);
         for (int i = 0; i < codes.Length; i++)
         {
             float expected = coding == ScaleCoding.E8M0 ? E8M0.Decode(codes[i]) : Fp8E4M3.Decode(codes[i]) / divisor;
