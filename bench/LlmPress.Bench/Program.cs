@@ -12,7 +12,7 @@ using LlmPress.Numerics;
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
 //        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
 //        ... -- decode-nll MODEL_DIR TEXT [tokens] [window]    (teacher-forced decode: int8 vs exact decode activations, PPL/KL/top-1)
-//        ... -- decode-tps [threads] [runs]                 (decode tokens/s per weight form + per-token min/p10/p50)
+//        ... -- decode-tps [threads] [runs] [prompt]        (decode tokens/s per weight form + per-token min/p10/p50 after the prompt)
 //        ... -- int8-kernel                                 (Int8DotGemv alone, L2-resident, 1 thread: ns per row·128 columns)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
@@ -158,21 +158,23 @@ if (what == "decode-nll")
 if (what == "decode-tps")
 {
     // Decode tokens/s per weight form, as `llmpress bench` measures it (64 steps after a 32-token prompt), RUNS runs each:
-    // prints every run, so before/after builds can be interleaved and compared by median.
+    // prints every run, so before/after builds can be interleaved and compared by median. The per-token times follow a
+    // prompt of PROMPT tokens (default 32; longer ones show the cost of attention over a long cache).
     Parallelism.MaxThreads = args.Length > 1 ? int.Parse(args[1]) : Environment.ProcessorCount;
     int runs = args.Length > 2 ? int.Parse(args[2]) : 5;
+    int promptLength = args.Length > 3 ? int.Parse(args[3]) : 32;
     var config = LlmPress.Models.RandomModel.SmolLM2Shape;
     foreach (var form in Environment.GetEnvironmentVariable("FORMS")?.Split(',') ?? ["bf16", "int4", "mxfp4", "nvfp4"])
     {
         var model = RandomModelIn(config, form);
         var tps = new double[runs];
         for (int i = 0; i < runs; i++) tps[i] = LlmPress.Evaluation.SpeedBenchmark.MeasureDecode(model, 32, 64);
-        // Per-token wall times of 192 steps after a 32-token prompt: the fastest tokens are the least disturbed by other
+        // Per-token wall times of 192 steps after the prompt: the fastest tokens are the least disturbed by other
         // processes time-sharing the cores (p10 and min are steadier than a run's mean on a busy machine).
-        var cache = new LlmPress.Models.KvCache(config, 32 + 200);
+        var cache = new LlmPress.Models.KvCache(config, promptLength + 200);
         var scratch = new LlmPress.Models.ForwardScratch(config);
         var logits = new float[config.VocabSize];
-        var prompt = new int[32];
+        var prompt = new int[promptLength];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = (i * 7919) % config.VocabSize;
         model.ForwardHidden(prompt, scratch, cache);
         int[] next = [1];

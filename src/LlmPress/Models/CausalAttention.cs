@@ -35,14 +35,21 @@ public static unsafe class CausalAttention
     /// output: [tokenCount, headCount · headDim]. With a sliding window w, query at position p sees keys p−w+1..p.
     /// </summary>
     public static void Forward(ReadOnlyMemory<float> queries, ReadOnlyMemory<float> keys, ReadOnlyMemory<float> values,
+        int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int? slidingWindow, Memory<float> output) =>
+        Forward(queries, keys, values, KvLayout.Interleaved(kvHeadCount, headDim), tokenCount, startPosition, headCount, kvHeadCount,
+            headDim, slidingWindow, output);
+
+    /// <summary>As above, with keys and values laid out as <paramref name="layout"/> says (the same for both).</summary>
+    public static void Forward(ReadOnlyMemory<float> queries, ReadOnlyMemory<float> keys, ReadOnlyMemory<float> values, KvLayout layout,
         int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int? slidingWindow, Memory<float> output)
     {
         if (tokenCount == 0) return;
-        int queryStride = headCount * headDim, kvStride = kvHeadCount * headDim;
+        int queryStride = headCount * headDim, kvStride = layout.RowStride;
         int keyCount = startPosition + tokenCount;
         if (queries.Length < tokenCount * queryStride || output.Length < tokenCount * queryStride)
             throw new ArgumentException("queries/output are shorter than tokenCount · headCount · headDim.");
-        if (keys.Length < keyCount * kvStride || values.Length < keyCount * kvStride)
+        long needed = layout.RequiredLength(keyCount, kvHeadCount, headDim);
+        if (keys.Length < needed || values.Length < needed)
             throw new ArgumentException($"keys/values hold fewer than the {keyCount} positions attended to.");
         int groupSize = headCount / kvHeadCount;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -51,13 +58,13 @@ public static unsafe class CausalAttention
         // Decode and short prompts: a GEMM call's packing costs more than the products themselves.
         if (tokenCount < DirectMaxQueries && KernelDispatch.Level == KernelLevel.Avx512 && headDim % 16 == 0)
         {
-            DecodeGroups(queries, keys, values, tokenCount, startPosition, headCount, kvHeadCount, headDim, window, scale, output);
+            DecodeGroups(queries, keys, values, layout, tokenCount, startPosition, headCount, kvHeadCount, headDim, window, scale, output);
             return;
         }
         if (tokenCount < DirectMaxQueries)
         {
-            void RunHead(int head) => DirectHead(queries.Span, keys.Span, values.Span, tokenCount, startPosition, head, head / groupSize,
-                headCount, kvHeadCount, headDim, window, scale, output.Span);
+            void RunHead(int head) => DirectHead(queries.Span, keys.Span, values.Span, layout, tokenCount, startPosition, head, head / groupSize,
+                headCount, headDim, window, scale, output.Span);
             // Below ~32K multiply-adds per head a thread hand-off costs more than it saves.
             if (Parallelism.MaxThreads == 1 || (long)keyCount * headDim * tokenCount < 32_768)
                 for (int h = 0; h < headCount; h++) RunHead(h);
@@ -71,7 +78,7 @@ public static unsafe class CausalAttention
         {
             Queries = queries, Keys = keys, Values = values, Output = output,
             TokenCount = tokenCount, StartPosition = startPosition, HeadDim = headDim, GroupSize = groupSize,
-            QueryStride = queryStride, KvStride = kvStride, KvHeads = kvHeadCount, Window = window, Scale = scale,
+            QueryStride = queryStride, KvStride = kvStride, HeadStride = (nint)layout.HeadStride, KvHeads = kvHeadCount, Window = window, Scale = scale,
             Transposed = transposed,
             QueryBlock = transposed ? Math.Max(1, StackedRows / groupSize) : Math.Clamp(StackedRows / groupSize, 16, 256),
         };
@@ -88,6 +95,7 @@ public static unsafe class CausalAttention
         public ReadOnlyMemory<float> Queries, Keys, Values;
         public Memory<float> Output;
         public int TokenCount, StartPosition, HeadDim, GroupSize, QueryStride, KvStride, KvHeads, Window, QueryBlock, Blocks, Items;
+        public nint HeadStride; // floats from one KV head's rows to the next head's
         public float Scale;
         public bool Transposed;
         private int _next;
@@ -154,7 +162,7 @@ public static unsafe class CausalAttention
                 fixed (float* pk = Keys.Span, pv = Values.Span)
                 fixed (int* pb = bounds)
                 {
-                    float* keys = pk + kvHead * d, values = pv + kvHead * d;
+                    float* keys = pk + kvHead * HeadStride, values = pv + kvHead * HeadStride;
                     bool first = true;
                     for (int k0 = keyStart; k0 < keyEnd;)
                     {
@@ -308,8 +316,8 @@ public static unsafe class CausalAttention
                     queries.Slice((q0 + r) * QueryStride + column, groupWidth).CopyTo(stackedQ.AsSpan(r * groupWidth, groupWidth));
                 rowMax.AsSpan(0, m).Fill(float.NegativeInfinity);
                 rowSum.AsSpan(0, m).Clear();
-                var keys = Keys.Span[(kvHead * d)..];
-                var values = Values.Span[(kvHead * d)..];
+                var keys = Keys.Span[(int)(kvHead * HeadStride)..];
+                var values = Values.Span[(int)(kvHead * HeadStride)..];
 
                 bool first = true;
                 for (int k0 = keyStart; k0 < keyEnd;)
@@ -393,10 +401,11 @@ public static unsafe class CausalAttention
     /// o_h = Σ_j p[h, j] · v_j / Σ_j p[h, j]. One thread, fixed order: the result does not depend on the thread count.
     /// </summary>
     private static void DecodeGroups(ReadOnlyMemory<float> queries, ReadOnlyMemory<float> keys, ReadOnlyMemory<float> values,
-        int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale, Memory<float> output)
+        KvLayout layout, int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale,
+        Memory<float> output)
     {
         int keyCount = startPosition + tokenCount;
-        void Run(int kvHead) => DecodeGroup(queries.Span, keys.Span, values.Span, tokenCount, startPosition, headCount, kvHeadCount,
+        void Run(int kvHead) => DecodeGroup(queries.Span, keys.Span, values.Span, layout, tokenCount, startPosition, headCount, kvHeadCount,
             headDim, window, scale, kvHead, output.Span);
         // KV heads are independent. In a decode step the cache comes from DRAM, and two threads overlap its latency:
         // with the cache cold, 128–256 keys at 9 heads of 64 (3 KV heads on 2 threads) took 15–25% less time split than
@@ -408,10 +417,11 @@ public static unsafe class CausalAttention
     }
 
     /// <summary>The query heads of KV head <paramref name="kvHead"/> for every query token (see <see cref="DecodeGroups"/>).</summary>
-    private static void DecodeGroup(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
+    private static void DecodeGroup(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, KvLayout layout,
         int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale, int kvHead, Span<float> output)
     {
-        int queryStride = headCount * headDim, kvStride = kvHeadCount * headDim, gs = headCount / kvHeadCount;
+        int queryStride = headCount * headDim, kvStride = layout.RowStride, gs = headCount / kvHeadCount;
+        nint head = (nint)(kvHead * layout.HeadStride);
         int keyCount = startPosition + tokenCount;
         float[] scoreBuffer = ArrayPool<float>.Shared.Rent(gs * keyCount); // [gs, visible keys]
         try
@@ -425,7 +435,7 @@ public static unsafe class CausalAttention
                     int lo = window == int.MaxValue ? 0 : Math.Max(0, pos - window + 1), n = pos + 1 - lo;
                     float* q = pq + (nint)t * queryStride + kvHead * gs * headDim; // [gs, headDim]
                     float* o = po + (nint)t * queryStride + kvHead * gs * headDim;
-                    float* k0 = pk + (nint)lo * kvStride + kvHead * headDim, v0 = pv + (nint)lo * kvStride + kvHead * headDim;
+                    float* k0 = pk + (nint)lo * kvStride + head, v0 = pv + (nint)lo * kvStride + head;
                     GroupScores(q, k0, kvStride, n, gs, headDim, scale, ps);
                     PrefetchRows(v0, kvStride, Math.Min(n, CachePrefetchRows), headDim); // lands during the softmax
                     for (int h = 0; h < gs; h++)
@@ -599,11 +609,12 @@ public static unsafe class CausalAttention
     }
 
     /// <summary>One head for a few queries: scores by dot products, then output = Σ p_j · v_j.</summary>
-    private static void DirectHead(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
-        int tokenCount, int startPosition, int head, int kvHead, int headCount, int kvHeadCount, int headDim, int window,
+    private static void DirectHead(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, KvLayout layout,
+        int tokenCount, int startPosition, int head, int kvHead, int headCount, int headDim, int window,
         float scale, Span<float> output)
     {
-        int queryStride = headCount * headDim, kvStride = kvHeadCount * headDim;
+        int queryStride = headCount * headDim, kvStride = layout.RowStride;
+        int headOffset = (int)(kvHead * layout.HeadStride);
         int keyCount = startPosition + tokenCount;
         float[] scores = ArrayPool<float>.Shared.Rent(keyCount);
         try
@@ -615,12 +626,12 @@ public static unsafe class CausalAttention
                 var q = queries.Slice(t * queryStride + head * headDim, headDim);
                 var row = scores.AsSpan(lo, pos + 1 - lo);
                 for (int j = lo; j <= pos; j++)
-                    row[j - lo] = scale * TensorPrimitives.Dot(q, keys.Slice(j * kvStride + kvHead * headDim, headDim));
+                    row[j - lo] = scale * TensorPrimitives.Dot(q, keys.Slice(j * kvStride + headOffset, headDim));
                 SoftmaxInPlace(row);
                 var o = output.Slice(t * queryStride + head * headDim, headDim);
                 o.Clear();
                 for (int j = lo; j <= pos; j++)
-                    TensorPrimitives.MultiplyAdd(values.Slice(j * kvStride + kvHead * headDim, headDim), row[j - lo], o, o);
+                    TensorPrimitives.MultiplyAdd(values.Slice(j * kvStride + headOffset, headDim), row[j - lo], o, o);
             }
         }
         finally

@@ -130,16 +130,19 @@ public sealed class DecoderLayer
         _rope.Apply(scratch.Key.AsSpan(0, n * c.KvDim), n, c.KvHeadCount, startPosition);
 
         ReadOnlyMemory<float> keys = scratch.Key, values = scratch.Value;
+        var layout = KvLayout.Interleaved(c.KvHeadCount, c.HeadDim);
         if (cache is not null)
         {
+            if (cache.KvHeadCount != c.KvHeadCount || cache.HeadDim != c.HeadDim)
+                throw new ArgumentException($"The cache holds {cache.KvHeadCount} KV heads of {cache.HeadDim}, the layer {c.KvHeadCount} of {c.HeadDim}.", nameof(cache));
             if (startPosition != cache.Length || startPosition + n > cache.Capacity)
                 throw new ArgumentException($"Positions {startPosition}..{startPosition + n} do not continue the cache (length {cache.Length}, capacity {cache.Capacity}).");
-            scratch.Key.AsSpan(0, n * c.KvDim).CopyTo(cache.Keys(Index)[(startPosition * c.KvDim)..]);
-            scratch.Value.AsSpan(0, n * c.KvDim).CopyTo(cache.Values(Index)[(startPosition * c.KvDim)..]);
+            cache.Write(Index, startPosition, n, scratch.Key, scratch.Value);
             keys = cache.KeysMemory(Index);
             values = cache.ValuesMemory(Index);
+            layout = cache.Layout;
         }
-        CausalAttention.Forward(scratch.Query, keys, values, n, startPosition, c.HeadCount, c.KvHeadCount, c.HeadDim,
+        CausalAttention.Forward(scratch.Query, keys, values, layout, n, startPosition, c.HeadCount, c.KvHeadCount, c.HeadDim,
             c.SlidingWindow, scratch.Attention);
     }
 

@@ -140,5 +140,45 @@ public class CausalAttentionTests
         CausalAttention.Forward(q, k, v, tokens, start, heads, kvHeads, headDim, window, actual);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"[{i}] expected {expected[i]}, got {actual[i]}");
+
+        // The KV cache's head-major layout: the same arithmetic on the same values, so the same bits. Positions past the
+        // sequence hold NaN, which any read beyond it would carry into the output.
+        int capacity = total + 5;
+        var layout = KvLayout.HeadMajor(capacity, headDim);
+        var kh = new float[kvHeads * capacity * headDim];
+        var vh = new float[kh.Length];
+        kh.AsSpan().Fill(float.NaN);
+        vh.AsSpan().Fill(float.NaN);
+        for (int g = 0; g < kvHeads; g++)
+            for (int j = 0; j < total; j++)
+            {
+                k.AsSpan(j * kvHeads * headDim + g * headDim, headDim).CopyTo(kh.AsSpan((g * capacity + j) * headDim));
+                v.AsSpan(j * kvHeads * headDim + g * headDim, headDim).CopyTo(vh.AsSpan((g * capacity + j) * headDim));
+            }
+        var headMajor = new float[expected.Length];
+        CausalAttention.Forward(q, kh, vh, layout, tokens, start, heads, kvHeads, headDim, window, headMajor);
+        Assert.True(actual.AsSpan().SequenceEqual(headMajor), "head-major layout differs from the interleaved one");
+    }
+
+    [Fact]
+    public void KvCacheStoresEachHeadsPositionsContiguously()
+    {
+        var config = RandomModel.SmolLM2Shape with { LayerCount = 2, KvHeadCount = 3, HeadDim = 4, HeadCount = 3, HiddenSize = 12 };
+        var cache = new KvCache(config, capacity: 5);
+        // Two positions written as the projections give them: [position, kvHead · headDim], value = 100·pos + 10·head + e.
+        var keys = new float[2 * 12];
+        for (int t = 0; t < 2; t++) for (int h = 0; h < 3; h++) for (int e = 0; e < 4; e++) keys[t * 12 + h * 4 + e] = 100 * (t + 1) + 10 * h + e;
+        var values = keys.Select(x => -x).ToArray();
+        cache.Write(1, 1, 2, keys, values);
+        var stored = cache.Keys(1);
+        for (int h = 0; h < 3; h++)
+            for (int pos = 1; pos <= 2; pos++)
+                for (int e = 0; e < 4; e++)
+                {
+                    Assert.Equal(100 * pos + 10 * h + e, stored[(h * 5 + pos) * 4 + e]);
+                    Assert.Equal(-(100 * pos + 10 * h + e), cache.Values(1)[(h * 5 + pos) * 4 + e]);
+                }
+        Assert.Equal(0f, stored[0]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Write(0, 4, 2, keys, values));
     }
 }
