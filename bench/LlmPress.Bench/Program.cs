@@ -344,7 +344,8 @@ if (what == "handoff")
 }
 if (what == "attn-decode")
 {
-    // One decode step of attention (9 heads / 3 KV heads, head_dim 64) over a cache of N positions, 1 thread.
+    // One decode step of attention (9 heads / 3 KV heads, head_dim 64) over a cache of N positions laid out as the KV
+    // cache is (head-major), 1 thread.
     Parallelism.MaxThreads = 1;
     int keys = args.Length > 1 ? int.Parse(args[1]) : 96;
     var rng = new Random(1);
@@ -356,7 +357,8 @@ if (what == "attn-decode")
     for (int r = 0; r < 200; r++)
     {
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        for (int i = 0; i < 100; i++) LlmPress.Models.CausalAttention.Forward(q, k, v, 1, keys - 1, 9, 3, 64, null, o);
+        for (int i = 0; i < 100; i++)
+            LlmPress.Models.CausalAttention.Forward(q, k, v, LlmPress.Models.KvLayout.HeadMajor(keys, 64), 1, keys - 1, 9, 3, 64, null, o);
         best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / 100);
     }
     Console.WriteLine($"attention decode over {keys} keys: {best:F2} µs/call");
