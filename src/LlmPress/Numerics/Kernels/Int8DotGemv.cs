@@ -32,12 +32,15 @@ namespace LlmPress.Numerics.Kernels;
 internal static unsafe class Int8DotGemv
 {
     /// <summary>
-    /// How far ahead of the 4-row block being read the kernel prefetches. Decode reads each matrix once, from DRAM, and
-    /// this loop has enough arithmetic per cache line that the hardware prefetcher alone left it waiting on memory:
-    /// 4 KiB ahead took a 2-thread INT4 decode step of the SmolLM2-135M shape from 6.9 to 5.6 ms (p50; 1, 2, 3, 5 and
-    /// 8 KiB were each slower than 4, a burst prefetch at each chunk's start and fewer chunks per thread gained nothing).
+    /// How far ahead of the 4-row block being read the kernel prefetches, into L2 (prefetcht1). Decode reads each matrix
+    /// once, from DRAM, and this loop has enough arithmetic per cache line that the hardware prefetcher alone left it
+    /// waiting on memory: 4 KiB ahead into L1 took a 2-thread INT4 decode step of the SmolLM2-135M shape from 6.9 to
+    /// 5.6 ms (p50; 1, 2, 3, 5 and 8 KiB into L1 were each slower than 4, a burst prefetch at each chunk's start and
+    /// fewer chunks per thread gained nothing). Into L2 the requests can run further ahead: per-token p10 of decode-tps
+    /// 2 2, medians of 3 interleaved rounds, 4 KiB into L1 → 12 KiB / 16 KiB into L2: INT4 5.88 → 5.64 / 5.50 ms, MXFP4
+    /// 5.76 → 5.28 / 4.88, NVFP4 5.73 → 5.13 / 5.14 (8 KiB into L2 was between; 8 KiB into L1 no better than 4).
     /// </summary>
-    private const int PrefetchDistance = 4096;
+    private const int PrefetchDistance = 16384;
 
     /// <summary>True when this CPU runs the kernel (AVX-512 BW).</summary>
     public static bool IsSupported => Avx512BW.IsSupported && Avx512F.VL.IsSupported;
@@ -109,7 +112,7 @@ internal static unsafe class Int8DotGemv
                 float* s0 = scales + (nint)r * groups, s1 = s0 + groups, s2 = s1 + groups, s3 = s2 + groups;
                 Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
                 int g = 0, inGroup = 0;
-                // The 4 rows are contiguous: the window [p0 + distance, + 4 rows) is prefetched a line per row per chunk,
+                // The 4 rows are contiguous: the window [p0 + distance, + 4 rows) is prefetched (into L2) a line per row per chunk,
                 // and the lines past the full chunks after the loop (none past the end of the codes).
                 byte* pf = p0 + PrefetchDistance + 4 * rowBytes <= end ? p0 + PrefetchDistance : null;
                 for (int c = 0; c < full; c++)
@@ -117,10 +120,10 @@ internal static unsafe class Int8DotGemv
                     if (pf != null)
                     {
                         byte* q = pf + c * 256;
-                        Sse.Prefetch0(q);
-                        Sse.Prefetch0(q + 64);
-                        Sse.Prefetch0(q + 128);
-                        Sse.Prefetch0(q + 192);
+                        Sse.Prefetch1(q);
+                        Sse.Prefetch1(q + 64);
+                        Sse.Prefetch1(q + 128);
+                        Sse.Prefetch1(q + 192);
                     }
                     var xe = Vector512.Load(x8 + c * 128);
                     var xo = Vector512.Load(x8 + c * 128 + 64);
@@ -136,7 +139,7 @@ internal static unsafe class Int8DotGemv
                     }
                 }
                 if (pf != null)
-                    for (nint o = full * 256; o < 4 * rowBytes; o += 64) Sse.Prefetch0(pf + o);
+                    for (nint o = full * 256; o < 4 * rowBytes; o += 64) Sse.Prefetch1(pf + o);
                 if (corrected)
                 {
                     float* z0 = TZeros.Present ? zeros + (nint)r * groups : null;
