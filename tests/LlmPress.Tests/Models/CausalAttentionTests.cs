@@ -128,6 +128,7 @@ public class CausalAttentionTests
     [InlineData(3, 50, 2, 1, 80, 20)]     // an 80-wide head: a pass of 64 columns and one of 16
     [InlineData(1, 2000, 9, 3, 64, null)] // decode over a long cache: KV heads split over threads
     [InlineData(1, 300, 14, 2, 128, null)] // decode, seven heads per KV head (3 + 3 + 1 per pass), two 64-column slices
+    [InlineData(2, 900, 4, 2, 64, 600)]   // decode over a long sliding window: the first visible key is not 0
     public void MatchesDirectDefinition(int tokens, int start, int heads, int kvHeads, int headDim, int? window)
     {
         var rng = new Random(tokens * 31 + start);
