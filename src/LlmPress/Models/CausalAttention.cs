@@ -397,8 +397,9 @@ public static unsafe class CausalAttention
     /// <summary>
     /// Decode (a few queries), AVX-512, headDim a multiple of 16: per query token and KV head, the group of query heads
     /// sharing that KV head is done together, so each cached key and value row is read once for the group:
-    /// s[h, j] = scale · q_h·k_j (16 lanes per step, one horizontal sum per score), p = exp(s − max) per head, then
-    /// o_h = Σ_j p[h, j] · v_j / Σ_j p[h, j]. One thread, fixed order: the result does not depend on the thread count.
+    /// s[h, j] = scale · q_h·k_j (<see cref="GroupScores"/>), p = exp(s − max) per head, then o_h = Σ_j p[h, j] · v_j /
+    /// Σ_j p[h, j] (<see cref="GroupOutput"/>). KV heads may run on different threads; each is done in one fixed order,
+    /// so the result does not depend on the thread count.
     /// </summary>
     private static void DecodeGroups(ReadOnlyMemory<float> queries, ReadOnlyMemory<float> keys, ReadOnlyMemory<float> values,
         KvLayout layout, int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale,
@@ -470,10 +471,10 @@ public static unsafe class CausalAttention
 
     /// <summary>
     /// s[h, j] = scale · q_h·k_j for j &lt; n; q: [gs, d], k rows kvStride apart, s: [gs, n]. Sixteen keys at a time
-    /// per head: each key's 16-lane partial products, then one transposing reduction of the sixteen vectors into the
-    /// sixteen scores (<see cref="Reduce16"/>, 45 operations where sixteen horizontal sums take ~110); the head's
-    /// query stays in registers and the block's key rows in L1 for the group's other heads. Keys past the last full
-    /// block are done one at a time.
+    /// per head (head width 64): each key's 16-lane partial products, then one transposing reduction of the sixteen
+    /// vectors into the sixteen scores (Pair, Quad, Octet and <see cref="Reduce16Order"/>: 45 operations where sixteen
+    /// horizontal sums take ~110); the head's query stays in registers and the block's key rows in L1 for the group's
+    /// other heads. Other widths, and keys past the last full block, are done one key at a time.
     /// </summary>
     private static void GroupScores(float* q, float* k, int kvStride, int n, int gs, int d, float scale, float* s)
     {

@@ -5,7 +5,8 @@ namespace LlmPress.Models;
 /// after RoPE. Each layer's buffers are [kvHeads, capacity, headDim] (<see cref="KvLayout.HeadMajor"/>): a decode step
 /// reads each KV head's keys and values as one contiguous stream from memory, where the projections' interleaved
 /// [position, kvHeads · headDim] rows would make it gather headDim-float pieces kvHeads apart (with the cache cold,
-/// attention over 256 keys took ~35% less time head-major, over 1,024 keys ~45%).
+/// attention over 256 keys took ~35% less time with each head's rows contiguous, over 1,024 keys ~45%; 9 heads of 64,
+/// 3 KV heads, one thread).
 /// </summary>
 public sealed class KvCache
 {

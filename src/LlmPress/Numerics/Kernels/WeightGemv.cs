@@ -83,9 +83,10 @@ internal static unsafe class WeightGemv
         // Several row streams at once defeat the hardware prefetcher on one core (measured 8.5 GB/s single-threaded
         // on the 56 MB LM head vs ~20 GB/s for a plain sequential sum), so while working on a block the kernel
         // prefetches the block PrefetchBlocks ahead: 4 rows are contiguous, and it covers them evenly over the k loop.
-        // Into L2 (prefetcht1), not L1: on this Zen the L1 hint left the 56 MB LM head's GEMV at 19–22 GB/s against
-        // 24–26 with the L2 one (2 threads, caches flushed, 3 runs each), and BF16 decode steps took ~20% less time
-        // (decode-tps p10 10.7–12.3 → 8.2–9.6 ms, interleaved in one build). The int8-dot kernel showed no clear gain.
+        // Into L2 (prefetcht1), not L1: on this Zen a standalone copy of this loop streamed the 56 MB LM head at
+        // 19–22 GB/s with the L1 hint against 24–26 with the L2 one (2 threads, caches flushed, 3 runs each), and BF16
+        // decode steps took ~20% less time (decode-tps p10 10.7–12.3 → 8.2–9.6 ms, interleaved with the L1 build).
+        // Further ahead (6 blocks) was no better here; the int8-dot kernel, with more work per byte, gains from 16 KiB.
         const int PrefetchBlocks = 2;
         nint blockBytes = 4 * ldw;
         nint step = k >= 16 ? blockBytes / (k / 16) : 0;
