@@ -15,7 +15,7 @@ using LlmPress.Numerics;
 //        ... -- decode-tps [threads] [runs] [prompt]        (decode tokens/s per weight form + per-token min/p10/p50 after the prompt)
 //        ... -- int8-kernel                                 (Int8DotGemv alone, L2-resident, 1 thread: ns per row·128 columns)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
-//        ... -- attn-decode [keys] | handoff                (decode attention µs/call; Parallel.For hand-off cost)
+//        ... -- attn-decode [keys] [headDim] | handoff      (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
 //        ... -- prefill-gemm                                 (one m = 2048 product per linear shape, FP32 weights vs packed forms, ms)
 //        ... -- prefill-ab [f32 int4 nvfp4 ...]              (prefill tokens/s per weight form, interleaved rounds)
@@ -344,24 +344,25 @@ if (what == "handoff")
 }
 if (what == "attn-decode")
 {
-    // One decode step of attention (9 heads / 3 KV heads, head_dim 64) over a cache of N positions laid out as the KV
-    // cache is (head-major), 1 thread.
+    // One decode step of attention (9 heads / 3 KV heads, head_dim 64 or as given) over a cache of N positions laid out
+    // as the KV cache is (head-major), 1 thread.
     Parallelism.MaxThreads = 1;
     int keys = args.Length > 1 ? int.Parse(args[1]) : 96;
+    int headDim = args.Length > 2 ? int.Parse(args[2]) : 64;
     var rng = new Random(1);
-    var q = KernelBenchmark.Random(rng, 9 * 64);
-    var k = KernelBenchmark.Random(rng, keys * 3 * 64);
-    var v = KernelBenchmark.Random(rng, keys * 3 * 64);
-    var o = new float[9 * 64];
+    var q = KernelBenchmark.Random(rng, 9 * headDim);
+    var k = KernelBenchmark.Random(rng, keys * 3 * headDim);
+    var v = KernelBenchmark.Random(rng, keys * 3 * headDim);
+    var o = new float[9 * headDim];
     double best = double.MaxValue;
     for (int r = 0; r < 200; r++)
     {
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         for (int i = 0; i < 100; i++)
-            LlmPress.Models.CausalAttention.Forward(q, k, v, LlmPress.Models.KvLayout.HeadMajor(keys, 64), 1, keys - 1, 9, 3, 64, null, o);
+            LlmPress.Models.CausalAttention.Forward(q, k, v, LlmPress.Models.KvLayout.HeadMajor(keys, headDim), 1, keys - 1, 9, 3, headDim, null, o);
         best = Math.Min(best, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMicroseconds / 100);
     }
-    Console.WriteLine($"attention decode over {keys} keys: {best:F2} µs/call");
+    Console.WriteLine($"attention decode over {keys} keys, heads of {headDim}: {best:F2} µs/call");
     return 0;
 }
 if (what == "prefill-window")

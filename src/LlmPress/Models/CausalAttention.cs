@@ -471,34 +471,41 @@ public static unsafe class CausalAttention
 
     /// <summary>
     /// s[h, j] = scale · q_h·k_j for j &lt; n; q: [gs, d], k rows kvStride apart, s: [gs, n]. Sixteen keys at a time
-    /// per head (head width 64): each key's 16-lane partial products, then one transposing reduction of the sixteen
-    /// vectors into the sixteen scores (Pair, Quad, Octet and <see cref="Reduce16Order"/>: 45 operations where sixteen
-    /// horizontal sums take ~110); the head's query stays in registers and the block's key rows in L1 for the group's
-    /// other heads. Other widths, and keys past the last full block, are done one key at a time.
+    /// per head, for head widths that are multiples of 64: per 64-column slice, each key's 16-lane partial products,
+    /// then one transposing reduction of the sixteen vectors into sixteen sums (Pair, Quad, Octet and
+    /// <see cref="Reduce16Order"/>: 45 operations where sixteen horizontal sums take ~110); the slice of the head's query
+    /// stays in registers and the block's key rows in L1 for the group's other heads. Other widths, and keys past the
+    /// last full block, are done one key at a time.
     /// </summary>
     private static void GroupScores(float* q, float* k, int kvStride, int n, int gs, int d, float scale, float* s)
     {
         PrefetchRows(k, kvStride, Math.Min(n, CachePrefetchRows), d);
         int j = 0;
-        if (d == 64)
+        if (d % 64 == 0)
             for (; j + 16 <= n; j += 16)
             {
                 float* kb = k + (nint)j * kvStride;
                 if (j + 16 < n) PrefetchRows(kb + (nint)16 * kvStride, kvStride, Math.Min(16, n - j - 16), d); // the next block
                 for (int h = 0; h < gs; h++)
                 {
-                    float* qh = q + h * 64;
-                    Vector512<float> q0 = Vector512.Load(qh), q1 = Vector512.Load(qh + 16), q2 = Vector512.Load(qh + 32), q3 = Vector512.Load(qh + 48);
-                    var x0 = Quad(Pair(Dot64(q0, q1, q2, q3, kb, 0, kvStride), Dot64(q0, q1, q2, q3, kb, 1, kvStride)),
-                        Pair(Dot64(q0, q1, q2, q3, kb, 2, kvStride), Dot64(q0, q1, q2, q3, kb, 3, kvStride)));
-                    var x1 = Quad(Pair(Dot64(q0, q1, q2, q3, kb, 4, kvStride), Dot64(q0, q1, q2, q3, kb, 5, kvStride)),
-                        Pair(Dot64(q0, q1, q2, q3, kb, 6, kvStride), Dot64(q0, q1, q2, q3, kb, 7, kvStride)));
-                    var x2 = Quad(Pair(Dot64(q0, q1, q2, q3, kb, 8, kvStride), Dot64(q0, q1, q2, q3, kb, 9, kvStride)),
-                        Pair(Dot64(q0, q1, q2, q3, kb, 10, kvStride), Dot64(q0, q1, q2, q3, kb, 11, kvStride)));
-                    var x3 = Quad(Pair(Dot64(q0, q1, q2, q3, kb, 12, kvStride), Dot64(q0, q1, q2, q3, kb, 13, kvStride)),
-                        Pair(Dot64(q0, q1, q2, q3, kb, 14, kvStride), Dot64(q0, q1, q2, q3, kb, 15, kvStride)));
-                    var sums = Avx512F.PermuteVar16x32(Octet(Octet(x0, x1), Octet(x2, x3)), Reduce16Order);
-                    (sums * scale).Store(s + (nint)h * n + j);
+                    // The reduction is linear, so wider heads add their 64-column slices' reduced sums.
+                    Vector512<float> sums = default;
+                    for (int e = 0; e < d; e += 64)
+                    {
+                        float* qh = q + h * d + e, ke = kb + e;
+                        Vector512<float> q0 = Vector512.Load(qh), q1 = Vector512.Load(qh + 16), q2 = Vector512.Load(qh + 32), q3 = Vector512.Load(qh + 48);
+                        var x0 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 0, kvStride), Dot64(q0, q1, q2, q3, ke, 1, kvStride)),
+                            Pair(Dot64(q0, q1, q2, q3, ke, 2, kvStride), Dot64(q0, q1, q2, q3, ke, 3, kvStride)));
+                        var x1 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 4, kvStride), Dot64(q0, q1, q2, q3, ke, 5, kvStride)),
+                            Pair(Dot64(q0, q1, q2, q3, ke, 6, kvStride), Dot64(q0, q1, q2, q3, ke, 7, kvStride)));
+                        var x2 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 8, kvStride), Dot64(q0, q1, q2, q3, ke, 9, kvStride)),
+                            Pair(Dot64(q0, q1, q2, q3, ke, 10, kvStride), Dot64(q0, q1, q2, q3, ke, 11, kvStride)));
+                        var x3 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 12, kvStride), Dot64(q0, q1, q2, q3, ke, 13, kvStride)),
+                            Pair(Dot64(q0, q1, q2, q3, ke, 14, kvStride), Dot64(q0, q1, q2, q3, ke, 15, kvStride)));
+                        var part = Octet(Octet(x0, x1), Octet(x2, x3));
+                        sums = e == 0 ? part : sums + part;
+                    }
+                    (Avx512F.PermuteVar16x32(sums, Reduce16Order) * scale).Store(s + (nint)h * n + j);
                 }
             }
         for (; j < n; j++)
