@@ -90,8 +90,6 @@ public sealed class QuantizedMatrix
         Scales = scales;
         ScaleCodes = scaleCodes;
         ScaleTable = scaleTable;
-        ScaleCoding = coding;
-        ScaleDivisor = divisor;
         Zeros = zeros;
     }
 
@@ -114,10 +112,10 @@ public sealed class QuantizedMatrix
     internal Kernels.ScaleCodeTable? ScaleTable { get; }
 
     /// <summary>How <see cref="ScaleCodes"/> decode (with them only).</summary>
-    public ScaleCoding ScaleCoding { get; }
+    public ScaleCoding ScaleCoding => ScaleTable?.Coding ?? default;
 
     /// <summary>The E4M3 scales' divisor (NVFP4's global scale); 1 otherwise.</summary>
-    public float ScaleDivisor { get; }
+    public float ScaleDivisor => ScaleTable?.Divisor ?? 1f;
     public float[]? Zeros { get; }
 
     /// <summary>True when level(code) = code (INT4 levels 0..15, or 8-bit): the kernels convert codes instead of looking them up.</summary>
