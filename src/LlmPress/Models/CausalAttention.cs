@@ -622,49 +622,36 @@ public static unsafe class CausalAttention
             float* vj = v + (nint)j * kvStride;
             if (prefetch && j + CachePrefetchRows < n) PrefetchRows(vj + (nint)CachePrefetchRows * kvStride, kvStride, 1, 64);
             Vector512<float> v0 = Vector512.Load(vj), v1 = Vector512.Load(vj + 16), v2 = Vector512.Load(vj + 32), v3 = Vector512.Load(vj + 48);
-            var b = Vector512.Create(p[j]);
-            a00 = Avx512F.FusedMultiplyAdd(b, v0, a00);
-            a01 = Avx512F.FusedMultiplyAdd(b, v1, a01);
-            a02 = Avx512F.FusedMultiplyAdd(b, v2, a02);
-            a03 = Avx512F.FusedMultiplyAdd(b, v3, a03);
-            if (heads > 1)
-            {
-                b = Vector512.Create(p1[j]);
-                a10 = Avx512F.FusedMultiplyAdd(b, v0, a10);
-                a11 = Avx512F.FusedMultiplyAdd(b, v1, a11);
-                a12 = Avx512F.FusedMultiplyAdd(b, v2, a12);
-                a13 = Avx512F.FusedMultiplyAdd(b, v3, a13);
-            }
-            if (heads > 2)
-            {
-                b = Vector512.Create(p2[j]);
-                a20 = Avx512F.FusedMultiplyAdd(b, v0, a20);
-                a21 = Avx512F.FusedMultiplyAdd(b, v1, a21);
-                a22 = Avx512F.FusedMultiplyAdd(b, v2, a22);
-                a23 = Avx512F.FusedMultiplyAdd(b, v3, a23);
-            }
+            AddScaledRow(p[j], v0, v1, v2, v3, ref a00, ref a01, ref a02, ref a03);
+            if (heads > 1) AddScaledRow(p1[j], v0, v1, v2, v3, ref a10, ref a11, ref a12, ref a13);
+            if (heads > 2) AddScaledRow(p2[j], v0, v1, v2, v3, ref a20, ref a21, ref a22, ref a23);
         }
-        var inverse = Vector512.Create(inverseSums[0]);
-        (a00 * inverse).Store(o);
-        (a01 * inverse).Store(o + 16);
-        (a02 * inverse).Store(o + 32);
-        (a03 * inverse).Store(o + 48);
-        if (heads > 1)
-        {
-            inverse = Vector512.Create(inverseSums[1]);
-            (a10 * inverse).Store(o + d);
-            (a11 * inverse).Store(o + d + 16);
-            (a12 * inverse).Store(o + d + 32);
-            (a13 * inverse).Store(o + d + 48);
-        }
-        if (heads > 2)
-        {
-            inverse = Vector512.Create(inverseSums[2]);
-            (a20 * inverse).Store(o + 2 * d);
-            (a21 * inverse).Store(o + 2 * d + 16);
-            (a22 * inverse).Store(o + 2 * d + 32);
-            (a23 * inverse).Store(o + 2 * d + 48);
-        }
+        StoreScaled(a00, a01, a02, a03, inverseSums[0], o);
+        if (heads > 1) StoreScaled(a10, a11, a12, a13, inverseSums[1], o + d);
+        if (heads > 2) StoreScaled(a20, a21, a22, a23, inverseSums[2], o + 2 * d);
+    }
+
+    /// <summary>a0..a3 += pj · (v0..v3): one head's 64-column slice of one value row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaledRow(float pj, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
+        ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3)
+    {
+        var b = Vector512.Create(pj);
+        a0 = Avx512F.FusedMultiplyAdd(b, v0, a0);
+        a1 = Avx512F.FusedMultiplyAdd(b, v1, a1);
+        a2 = Avx512F.FusedMultiplyAdd(b, v2, a2);
+        a3 = Avx512F.FusedMultiplyAdd(b, v3, a3);
+    }
+
+    /// <summary>o[0..64) = (a0..a3) · inverse.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreScaled(Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3, float inverse, float* o)
+    {
+        var scale = Vector512.Create(inverse);
+        (a0 * scale).Store(o);
+        (a1 * scale).Store(o + 16);
+        (a2 * scale).Store(o + 32);
+        (a3 * scale).Store(o + 48);
     }
 
     /// <summary>One head for a few queries: scores by dot products, then output = Σ p_j · v_j.</summary>
