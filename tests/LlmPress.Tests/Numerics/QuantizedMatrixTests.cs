@@ -59,6 +59,9 @@ public class QuantizedMatrixTests
         { 3, 45, 4, 64, true, false },    // odd width: one chunk and a 13-column tail
         { 6, 80, 8, 16, true, false },    // INT8 g16
         { 11, 150, 8, 32, true, false },  // INT8 with a 6-column tail
+        { 13, 384, 8, 128, true, false }, // INT8 g128: three 4-row blocks and a single row, groups of eight chunks
+        { 9, 200, 8, 200, true, false },  // INT8 per channel, 8-column tail
+        { 6, 96, 8, 32, false, false },   // INT8 without zero points
         { 4, 10, 4, 16, false, true },    // narrower than a chunk
     };
 
@@ -124,10 +127,12 @@ public class QuantizedMatrixTests
         }
     }
 
-    [Fact]
-    public void ResultsDoNotDependOnTheThreadCount()
+    [Theory]
+    [InlineData(4, 32)]
+    [InlineData(8, 128)]
+    public void ResultsDoNotDependOnTheThreadCount(int bits, int group)
     {
-        var w = Random(300, 512, 4, 32, true, false, seed: 3);
+        var w = Random(300, 512, bits, group, true, false, seed: 3);
         var x = new float[512];
         new Random(1).NextBytes(new byte[1]);
         for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);

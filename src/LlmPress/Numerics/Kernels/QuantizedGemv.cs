@@ -15,7 +15,8 @@ namespace LlmPress.Numerics.Kernels;
 /// AVX-512, 4-bit: 16 bytes of codes hold 32 columns; zero-extended to 16 int lanes, the low nibbles are the even
 /// columns and the high nibbles the odd ones, each mapped to its level with one in-register permute (vpermps over the
 /// 16 levels), then w = (level − zero)·scale. The activations are reordered once per call to match ([16 even, 16 odd]
-/// per chunk), so no shuffle is needed in the loop. 8-bit: 16 codes → 16 floats. Columns past the last full chunk go
+/// per chunk), so no shuffle is needed in the loop. 8-bit: 16 codes → 16 floats (one activation row:
+/// <see cref="Int8WeightGemv"/>, four rows at a time with scale and zero point once per group). Columns past the last full chunk go
 /// through the scalar decoder. The portable path decodes each row to FP32 and takes dot products.
 /// Rows are independent, so results do not depend on the thread count.
 /// </remarks>
@@ -147,6 +148,7 @@ internal static unsafe class QuantizedGemv
         {
             float* scales = scaleValues - rowScales.FirstIndex; // row r's at scales + r·groups
             if (w.Bits == 4) Avx512Rows4(w, scales, x, xp, m, y, r0, r1);
+            else if (m == 1) Int8WeightGemv.Rows(w, scales, x, y, r0, r1);
             else Avx512Rows8(w, scales, x, m, y, r0, r1);
         }
     }
@@ -451,7 +453,8 @@ internal static unsafe class QuantizedGemv
 
     private static void Avx512Rows8(QuantizedMatrix w, float* scales, float* x, int m, float* y, int r0, int r1)
     {
-        int k = w.Cols, n = w.Rows, chunks = k / 16, groups = w.Groups, groupSize = w.GroupSize;
+        int k = w.Cols, n = w.Rows, chunks = k / 16, groups = w.Groups;
+        int chunksPerGroup = groups == 1 ? int.MaxValue : w.GroupSize / 16; // no division per chunk
         Vector512<float>* acc = stackalloc Vector512<float>[Math.Max(m, 2)];
         fixed (byte* codes = w.Codes)
         fixed (float* zerosPtr = w.Zeros)
@@ -462,9 +465,13 @@ internal static unsafe class QuantizedGemv
                 float* rowScales = scales + (nint)r * groups;
                 float* rowZeros = zerosPtr == null ? null : zerosPtr + (nint)r * groups;
                 for (int i = 0; i < Math.Max(m, 2); i++) acc[i] = Vector512<float>.Zero;
-                for (int c = 0; c < chunks; c++)
+                for (int c = 0, g = 0, inGroup = 0; c < chunks; c++)
                 {
-                    int g = c * 16 / groupSize;
+                    if (inGroup++ == chunksPerGroup)
+                    {
+                        inGroup = 1;
+                        g++;
+                    }
                     var v = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16)));
                     if (rowZeros != null) v -= Vector512.Create(rowZeros[g]);
                     v *= Vector512.Create(rowScales[g]);
@@ -533,10 +540,14 @@ internal static unsafe class QuantizedGemv
                 }
                 else
                 {
-                    int chunks = k / 16;
-                    for (int c = 0; c < chunks; c++)
+                    int chunks = k / 16, chunksPerGroup = groups == 1 ? int.MaxValue : groupSize / 16;
+                    for (int c = 0, g = 0, inGroup = 0; c < chunks; c++)
                     {
-                        int g = c * 16 / groupSize;
+                        if (inGroup++ == chunksPerGroup)
+                        {
+                            inGroup = 1;
+                            g++;
+                        }
                         var v = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(rowCodes + c * 16)));
                         if (rowZeros != null) v -= Vector512.Create(rowZeros[g]);
                         (v * Vector512.Create(rowScales[g])).Store(d + c * 16);
