@@ -13,7 +13,8 @@ namespace LlmPress.Export;
 /// Exports an `llmpress quantize` output to the compressed-tensors layout vLLM loads (as llm-compressor writes it):
 /// model.safetensors with each quantized linear's "&lt;module&gt;.weight_*" tensors (<see cref="CompressedTensorsCodec"/>),
 /// every other tensor copied as stored, and config.json whose quantization_config has quant_method "compressed-tensors",
-/// one config group per <see cref="CompressedTensorsScheme"/>, and "ignore" listing lm_head and every linear left dense.
+/// one config group per <see cref="CompressedTensorsScheme"/>, and "ignore" listing lm_head (unless quantized) and every
+/// linear left dense.
 /// </summary>
 /// <remarks>
 /// Codes and scales are copied, never re-quantized, so each layer dequantizes to exactly what the quantizer produced.
@@ -112,7 +113,7 @@ public static class CompressedTensorsExporter
         var plans = new List<LayerPlan>();
         foreach (var (module, format) in quantized.Layers)
         {
-            var (rows, cols) = LinearShape(config, module);
+            var (rows, cols) = config.LinearShape(module);
             var weight = quantized.ReadPacked(store, module, rows, cols);
             var scheme = CompressedTensorsScheme.For(format, rows, cols, out string reason);
             if (scheme is null && !options.DenseFallback)
@@ -163,10 +164,12 @@ public static class CompressedTensorsExporter
         return new TensorToWrite(TensorNames.Weight(plan.Module), Numerics.DType.F32, [plan.Rows, plan.Cols], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
     }
 
-    // lm_head (llm-compressor's default, harmless when tied), linears the quantizer left in float, and dense fallbacks.
+    // lm_head unless quantized (llm-compressor's default, harmless when tied), linears the quantizer left in float, and
+    // dense fallbacks.
     private static List<string> IgnoreList(TensorStore store, QuantizedCheckpoint quantized, List<LayerPlan> plans)
     {
-        var ignore = new List<string> { "lm_head" };
+        var ignore = new List<string>();
+        if (!quantized.IsQuantized(ModelConfig.LmHeadModule)) ignore.Add(ModelConfig.LmHeadModule);
         foreach (var info in store.Tensors)
         {
             if (!info.Name.EndsWith("_proj.weight", StringComparison.Ordinal) || info.Shape.Length != 2) continue;
@@ -229,6 +232,10 @@ public static class CompressedTensorsExporter
         if (padded.Count > 0)
             warnings.Add($"{padded.Count} asymmetric layer(s) ({padded[0].Module}, ...) have output rows that are not a multiple of {padded[0].Scheme!.PackFactor} " +
                 $"({padded[0].Rows}): their packed zero points are padded as pack_to_int32 does, but vLLM's loader expects out / {padded[0].Scheme!.PackFactor} rows and rejects them.");
+        if (plans.Exists(p => p.Module == ModelConfig.LmHeadModule && p.Scheme is not null))
+            warnings.Add("lm_head is quantized (quantize --lm-head): vLLM reads a compressed-tensors lm_head only since its fix for ParallelLMHead "
+                + "(vllm-project/vllm#37291, 2026); older versions stop with \"no parameter lm_head.weight_packed\", and SGLang before sgl-project/sglang#28130 loads it "
+                + "without error but serves garbage. Quantize with --lm-head keep for engines without it.");
         int dense = plans.Count(p => p.Scheme is null);
         if (dense > 0)
             warnings.Add($"{dense} quantized layer(s) written dense as FP32 (--dense-fallback); vLLM runs them unquantized.");
@@ -325,20 +332,5 @@ public static class CompressedTensorsExporter
             }
             step();
         }
-    }
-
-    /// <summary>[rows = out, cols = in] of a decoder-layer linear.</summary>
-    private static (int Rows, int Cols) LinearShape(ModelConfig c, string module)
-    {
-        string name = module[(module.LastIndexOf('.') + 1)..];
-        return name switch
-        {
-            "q_proj" => (c.QueryDim, c.HiddenSize),
-            "k_proj" or "v_proj" => (c.KvDim, c.HiddenSize),
-            "o_proj" => (c.HiddenSize, c.QueryDim),
-            "gate_proj" or "up_proj" => (c.IntermediateSize, c.HiddenSize),
-            "down_proj" => (c.HiddenSize, c.IntermediateSize),
-            _ => throw new InvalidDataException($"{module}: not a decoder-layer linear LlmPress knows the shape of."),
-        };
     }
 }

@@ -100,7 +100,7 @@ public static class GgufExporter
             plans.Add(Vector(GgufTensorNames.AttentionNorm(l), TensorNames.InputNorm(l), d));
             foreach (var (module, name) in GgufTensorNames.Linears(l))
             {
-                var (rows, cols) = LinearShape(c, module);
+                var (rows, cols) = c.LinearShape(module);
                 bool qk = permute && (name.EndsWith(".attn_q", StringComparison.Ordinal) || name.EndsWith(".attn_k", StringComparison.Ordinal));
                 int permuteHead = qk ? c.HeadDim : 0;
                 plans.Add(Matrix(name + ".weight", TensorNames.Weight(module), module, rows, cols, options.Type, permuteHead));
@@ -199,15 +199,6 @@ public static class GgufExporter
                     ? (file, written) => CheckBitIdentical(file, written, quantized.ReadPacked(store, module, rows, cols).Dequantize(), rows, cols, permuteHead, false)
                     : (file, written) => CheckWithinBound(file, written, quantized.ReadPacked(store, module, rows, cols).Dequantize(), rows, cols, permuteHead));
         }
-    }
-
-    private static (int Rows, int Cols) LinearShape(ModelConfig c, string module)
-    {
-        if (module.EndsWith("q_proj", StringComparison.Ordinal)) return (c.QueryDim, c.HiddenSize);
-        if (module.EndsWith("k_proj", StringComparison.Ordinal) || module.EndsWith("v_proj", StringComparison.Ordinal)) return (c.KvDim, c.HiddenSize);
-        if (module.EndsWith("o_proj", StringComparison.Ordinal)) return (c.HiddenSize, c.QueryDim);
-        if (module.EndsWith("down_proj", StringComparison.Ordinal)) return (c.HiddenSize, c.IntermediateSize);
-        return (c.IntermediateSize, c.HiddenSize);
     }
 
     /// <summary>The GGUF type that represents <paramref name="format"/> exactly for rows of <paramref name="cols"/>, or null.</summary>

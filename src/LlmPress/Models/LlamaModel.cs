@@ -89,10 +89,14 @@ public sealed class LlamaModel : IDisposable
                 new RmsNorm(store.ReadFloats(TensorNames.PostAttentionNorm(l), d), c.RmsNormEps),
                 Linear);
         var finalNorm = new RmsNorm(store.ReadFloats(TensorNames.FinalNorm, d), c.RmsNormEps);
-        // Some tied checkpoints still ship lm_head.weight; when tied, the embedding is the head either way.
-        var head = c.TieWordEmbeddings
-            ? new LinearLayer("lm_head", embedding)
-            : new LinearLayer("lm_head", store.GetMatrix(TensorNames.LmHead, c.VocabSize, d));
+        // Some tied checkpoints still ship lm_head.weight; when tied, the embedding is the head either way. A quantized
+        // head (`quantize --lm-head`; a compressed-tensors lm_head with packed tensors, which "Linear" targets alone do
+        // not imply) runs from its own tensors.
+        string headModule = ModelConfig.LmHeadModule;
+        var head = quantized is not null && quantized.IsQuantized(headModule) ? quantized.LoadLinear(store, headModule, c.VocabSize, d, null)
+            : compressed?.SchemeFor(headModule) is not null && store.Contains(headModule + ".weight_packed") ? new LinearLayer(headModule, compressed.LoadWeight(store, headModule, c.VocabSize, d))
+            : c.TieWordEmbeddings ? new LinearLayer(headModule, embedding)
+            : new LinearLayer(headModule, store.GetMatrix(TensorNames.LmHead, c.VocabSize, d));
         return new LlamaModel(c, embedding, layers, finalNorm, head, store, directory);
     }
 

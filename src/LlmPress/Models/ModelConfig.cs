@@ -51,6 +51,26 @@ public sealed record ModelConfig
     public int QueryDim => HeadCount * HeadDim;
     public int KvDim => KvHeadCount * HeadDim;
 
+    /// <summary>Module name of the output projection (its weight is <see cref="TensorNames.LmHead"/>).</summary>
+    public const string LmHeadModule = "lm_head";
+
+    /// <summary>[out, in] of a decoder-layer linear ("model.layers.3.mlp.down_proj") or of <see cref="LmHeadModule"/>.</summary>
+    /// <exception cref="InvalidDataException">Not a linear of this architecture.</exception>
+    public (int Rows, int Cols) LinearShape(string module)
+    {
+        if (module == LmHeadModule) return (VocabSize, HiddenSize);
+        string name = module[(module.LastIndexOf('.') + 1)..];
+        return name switch
+        {
+            "q_proj" => (QueryDim, HiddenSize),
+            "k_proj" or "v_proj" => (KvDim, HiddenSize),
+            "o_proj" => (HiddenSize, QueryDim),
+            "gate_proj" or "up_proj" => (IntermediateSize, HiddenSize),
+            "down_proj" => (HiddenSize, IntermediateSize),
+            _ => throw new InvalidDataException($"{module}: not a linear layer LlmPress knows the shape of."),
+        };
+    }
+
     /// <summary>Parameters of the architecture (embeddings and head counted once when tied).</summary>
     public long ParameterCount
     {

@@ -17,8 +17,9 @@ namespace LlmPress.Quantization.Pipeline;
 /// costs one forward pass over the calibration set and allocates nothing per sample;</item>
 /// <item>the fully quantized layer's outputs are the next layer's inputs, so errors propagate.</item>
 /// </list>
-/// Without calibration data (RTN, HIGGS) no pass runs and no output error is reported. Embeddings and lm_head are
-/// left alone. The model is restored to its original weights when the run ends (or fails). With a
+/// Without calibration data (RTN, HIGGS) no pass runs and no output error is reported. Embeddings are left alone, and
+/// lm_head too unless <see cref="QuantizeOptions.LmHeadFormat"/> asks for it (then rounded to nearest after the
+/// layers). The model is restored to its original weights when the run ends (or fails). With a
 /// <see cref="QuantizationJournal"/>, each finished layer is recorded (packed weights, reports, next layer's inputs)
 /// and a rerun skips the recorded layers, giving a bit-identical result. The schedule is <see cref="LayerwisePipeline"/>'s
 /// (shared with pruning); the per-linear step is <see cref="QuantizeStep"/>.
@@ -43,7 +44,43 @@ public static class QuantizationPipeline
         options.Validate();
         var run = LayerwisePipeline.Run(model, new QuantizeStep(options), calibration, layerDone, settings);
         var report = run.ToReport(MethodName(options.Method), options.EffectiveFormat.Name, calibration);
-        return new QuantizationResult([.. run.Linears.Select(l => new QuantizedLayer(l.Name, l.Packed!))], report);
+        var layers = new List<QuantizedLayer>(run.Linears.Select(l => new QuantizedLayer(l.Name, l.Packed!)));
+        settings?.CancellationToken.ThrowIfCancellationRequested();
+        if (QuantizeHead(model, options) is var (head, headReport))
+        {
+            layers.Add(head);
+            report = report with { Layers = [.. report.Layers, headReport], WallSeconds = report.WallSeconds + headReport.Seconds };
+        }
+        return new QuantizationResult(layers, report);
+    }
+
+    /// <summary>
+    /// The lm_head rounded to <see cref="QuantizeOptions.LmHeadFormat"/> (RTN on the weight as stored — the embedding when
+    /// tied, which itself stays as it is), or null when the options keep it. The model is not changed.
+    /// </summary>
+    /// <exception cref="ArgumentException">The head's weights cannot be quantized (e.g. NaN); the message names lm_head.</exception>
+    internal static (QuantizedLayer Layer, LayerReport Report)? QuantizeHead(LlamaModel model, QuantizeOptions options)
+    {
+        var head = model.LmHead;
+        if (options.LmHeadFormatFor(head.InFeatures) is not { } format) return null;
+        long start = Stopwatch.GetTimestamp();
+        var stored = head.Weight; // [vocab, hidden]
+        float[] weight = stored.ToFloatArray();
+        PackedWeight packed;
+        try
+        {
+            packed = format.Quantize(weight, stored.Rows, stored.Cols, options.LmHeadScaleSearch);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{ModelConfig.LmHeadModule}: {e.Message}", e);
+        }
+        double error = LayerError.RelativeWeightError(weight, packed.Dequantize());
+        // A tied head had no bytes of its own: its packed tensors are added (QuantizationPlan counts it the same way).
+        long before = model.Config.TieWordEmbeddings ? 0 : stored.Data.Length;
+        var report = new LayerReport(ModelConfig.LmHeadModule, stored.Rows, stored.Cols, packed.Format.Name, packed.BitsPerWeight, error, null,
+            Stopwatch.GetElapsedTime(start).TotalSeconds, before, packed.StorageBytes);
+        return (new QuantizedLayer(ModelConfig.LmHeadModule, packed), report);
     }
 
     /// <summary>Lower-case method name as used on the command line and in reports.</summary>

@@ -74,8 +74,20 @@ public sealed record QuantizationPlan
                 layers.Add(new PlannedLayer(linear.Name, rows, cols, format.Name, bits, linear.Weight.Data.Length,
                     (long)Math.Ceiling(bits * rows * cols / 8)));
             }
-        return Create(model, QuantizationPipeline.MethodName(options.Method), options.EffectiveFormat.Name, layers, options.UsesGptq,
+        var head = model.LmHead;
+        if (options.LmHeadFormatFor(head.InFeatures) is { } headFormat)
+        {
+            // A tied head adds its packed tensors (the embedding stays); an untied one is replaced.
+            double bits = headFormat.BitsPerWeight(head.InFeatures);
+            long stored = model.Config.TieWordEmbeddings ? 0 : head.Weight.Data.Length;
+            layers.Add(new PlannedLayer(head.Name, head.OutFeatures, head.InFeatures, headFormat.Name, bits, stored,
+                (long)Math.Ceiling(bits * head.OutFeatures * head.InFeatures / 8)));
+        }
+        var plan = Create(model, QuantizationPipeline.MethodName(options.Method), options.EffectiveFormat.Name, layers, options.UsesGptq,
             samples, sequenceLength, maxMemoryBytes);
+        // The head is rounded after the last layer, from an FP32 copy beside its dequantized values.
+        long headWorkingSet = options.LmHeadFormat is null ? 0 : 2L * head.OutFeatures * head.InFeatures * sizeof(float);
+        return plan with { EstimatedPeakBytes = Math.Max(plan.EstimatedPeakBytes, RuntimeBytes + plan.CheckpointBytes + headWorkingSet) };
     }
 
     /// <summary>

@@ -76,11 +76,24 @@ public static class QuantizedCheckpointWriter
     private static QuantizationReport WriteInto(string sourceDirectory, TensorStore store, QuantizationResult result, QuantizeOptions options, string directory)
     {
         var replaced = new Dictionary<string, IReadOnlyList<TensorToWrite>>(StringComparer.Ordinal);
+        var added = new List<TensorToWrite>();
+        // A quantized head of a tied model has no lm_head.weight to replace: its tensors are added beside the embedding
+        // (kept as stored) and the config is written untied, which loaders read as the same model.
+        bool untie = false;
         foreach (var l in result.Layers)
-            replaced[l.Name + ".weight"] = [.. l.Weight.Tensors.Select(t => t.ToTensorToWrite(l.Name + ".weight"))];
-        var (before, after) = WriteTensors(store, directory, replaced);
+        {
+            var tensors = l.Weight.Tensors.Select(t => t.ToTensorToWrite(l.Name + ".weight")).ToList();
+            if (l.Name == Models.ModelConfig.LmHeadModule && !store.Contains(Models.TensorNames.LmHead))
+            {
+                added.AddRange(tensors);
+                untie = true;
+            }
+            else replaced[l.Name + ".weight"] = tensors;
+        }
+        var (before, after) = WriteTensors(store, directory, replaced, added);
 
         var root = ReadConfig(sourceDirectory);
+        if (untie) root["tie_word_embeddings"] = false;
         root["quantization_config"] = QuantizationConfig(options, [.. result.Layers.Select(l => (l.Name, l.Weight.Format))]);
         var report = result.Report with { TotalBytesBefore = before, TotalBytesAfter = after };
         Finish(sourceDirectory, directory, root, report);
@@ -90,10 +103,11 @@ public static class QuantizedCheckpointWriter
     /// <summary>
     /// Writes the store's tensors into <paramref name="directory"/> (model.safetensors, sharded past
     /// <see cref="MaxShardBytes"/>): every tensor as stored, except that each key of <paramref name="replaced"/> is
-    /// replaced by its tensors. Returns the bytes of all tensors before and after.
+    /// replaced by its tensors, and <paramref name="added"/> written too. Returns the bytes of all tensors before and after.
     /// </summary>
     /// <exception cref="InvalidDataException">A replaced tensor is not in the store.</exception>
-    internal static (long Before, long After) WriteTensors(TensorStore store, string directory, IReadOnlyDictionary<string, IReadOnlyList<TensorToWrite>> replaced)
+    internal static (long Before, long After) WriteTensors(TensorStore store, string directory, IReadOnlyDictionary<string, IReadOnlyList<TensorToWrite>> replaced,
+        IReadOnlyList<TensorToWrite>? added = null)
     {
         var tensors = new List<TensorToWrite>();
         long before = 0, after = 0;
@@ -113,6 +127,11 @@ public static class QuantizedCheckpointWriter
                 tensors.Add(t);
                 after += t.Data.Length;
             }
+        }
+        foreach (var t in added ?? [])
+        {
+            tensors.Add(t);
+            after += t.Data.Length;
         }
         SafeTensorsWriter.WriteSharded(directory, tensors, MaxShardBytes,
             new Dictionary<string, string> { ["format"] = "pt", ["quantized_by"] = QuantizedCheckpoint.QuantMethodName });

@@ -62,7 +62,10 @@ public sealed class RunFingerprint
         return new RunFingerprint(fields);
     }
 
-    /// <summary>The settings of a quantize run that change its result (method, format and options).</summary>
+    /// <summary>
+    /// The settings of a quantize run that change its journaled layers (method, format and options). The lm_head's
+    /// format is not among them: the head is quantized after the last layer and never journaled.
+    /// </summary>
     public static Dictionary<string, string> QuantizationFields(QuantizeOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
