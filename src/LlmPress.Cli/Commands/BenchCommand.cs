@@ -105,7 +105,8 @@ internal static class BenchCommand
         var fp32Model = RandomModel.Create(config, DType.F32);
         Add(new("fp32_prefill", SpeedBenchmark.MeasurePrefill(fp32Model, window, repeats: quick ? 1 : 2), "tokens/s",
             $"(same model with FP32 weights, window {window}, {threads} threads)"));
-        // The same model with its decoder linears RTN-quantized and run from the packed kernels (LM head stays BF16).
+        // The same model with its decoder linears RTN-quantized and run from the packed kernels: with the BF16 LM head,
+        // then with an INT8 one.
         foreach (var format in new[] { QuantFormat.Int(4, 128, symmetric: false), QuantFormat.Mxfp4(), QuantFormat.Nvfp4() })
         {
             var packed = RandomModel.Create(config, DType.BF16);
@@ -129,6 +130,15 @@ internal static class BenchCommand
             Add(new($"prefill_{name}", prefill, "tokens/s",
                 $"({format.Name}, window {window}; {prefill / fp32Alongside:0.00}× the FP32 prefill measured in alternation, {fp32Alongside:0.0} tokens/s)"));
             Add(new($"prefill_{name}_vs_fp32", prefill / fp32Alongside, "×", $"({format.Name} prefill ÷ FP32 prefill, alternating rounds)"));
+            // The same layers with an 8-bit head (`quantize --lm-head int8`; llama.cpp's 4-bit types keep output.weight
+            // at 6–8 bits): the BF16 head is about half of a 4-bit step's bytes.
+            var headFormat = QuantFormat.Int(8, 128, symmetric: false);
+            long int8Head = PackedModel.QuantizeHeadInPlace(packed, headFormat);
+            var withHead = Decode(packed);
+            Add(new($"decode_{name}_int8_head", withHead.Best, "tokens/s",
+                $"({format.Name} layers, {headFormat.Name} head: {Format.Bytes(layerBytes)} + {Format.Bytes(int8Head)} + {Format.Bytes(withHead.StepBytes - layerBytes - int8Head)} KV cache per token; "
+                + $"{withHead.Best / bf16Decode:0.00}× BF16 decode; {withHead.Describe()})"));
+            Add(new($"decode_{name}_int8_head_bound_share", 100 * withHead.MedianShare, "%", $"({format.Name} + {headFormat.Name} head decode's median run, of its bandwidth bound)"));
         }
 
         if (json)

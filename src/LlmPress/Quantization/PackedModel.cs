@@ -32,4 +32,22 @@ public static class PackedModel
             }
         return bytes;
     }
+
+    /// <summary>
+    /// Replaces the LM head by its RTN quantization in <paramref name="format"/> (as `quantize --lm-head` does; a tied
+    /// embedding stays as it is) and returns the bytes the packed head holds.
+    /// </summary>
+    /// <exception cref="ArgumentException">The packed kernels do not run the format.</exception>
+    public static long QuantizeHeadInPlace(LlamaModel model, QuantFormat format)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(format);
+        var head = model.LmHead;
+        var fitted = format.FitRotationTo(head.InFeatures);
+        var w = head.Weight;
+        var matrix = KernelMatrix.TryCreate(fitted.Quantize(w.ToFloatArray(), w.Rows, w.Cols))
+            ?? throw new ArgumentException($"{head.Name}: the packed kernels do not run {fitted.Name} ([{w.Rows}, {w.Cols}]).");
+        head.SetQuantizedWeight(matrix, fitted.RotationBlockSize);
+        return matrix.MemoryBytes;
+    }
 }
