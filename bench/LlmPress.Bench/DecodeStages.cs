@@ -19,16 +19,18 @@ internal static class DecodeStages
         var config = RandomModel.SmolLM2Shape;
         double gbps = KernelBenchmark.MeasureStreamGBps(512 << 20, threads, TimeSpan.FromSeconds(1));
         Console.WriteLine($"stream bandwidth {gbps:F1} GB/s, {threads} threads");
-        foreach (var form in new[] { "bf16", "int4", "mxfp4", "nvfp4" })
+        // "+h8": the same layers with an INT8 LM head (quantize --lm-head int8).
+        foreach (var form in new[] { "bf16", "int4", "int4+h8", "mxfp4", "nvfp4" })
         {
             var model = RandomModel.Create(config, DType.BF16);
             if (form != "bf16")
                 PackedModel.QuantizeInPlace(model, form switch
                 {
-                    "int4" => QuantFormat.Int(4, 128),
+                    "int4" or "int4+h8" => QuantFormat.Int(4, 128),
                     "mxfp4" => QuantFormat.Mxfp4(),
                     _ => QuantFormat.Nvfp4(),
                 });
+            if (form.EndsWith("+h8", StringComparison.Ordinal)) PackedModel.QuantizeHeadInPlace(model, QuantFormat.Int(8, 128));
             Profile(form, model, tokens, gbps);
         }
     }
