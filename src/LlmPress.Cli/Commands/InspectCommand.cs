@@ -29,10 +29,9 @@ internal static class InspectCommand
         var quantized = QuantizedCheckpoint.TryLoad(path);
         var quantizedModules = new Dictionary<string, long>(StringComparer.Ordinal);
         if (quantized is not null)
-            foreach (var layer in m.Layers)
-                foreach (var linear in layer.Linears)
-                    if (quantized.IsQuantized(linear.Name))
-                        quantizedModules[linear.Name] = (long)linear.InFeatures * linear.OutFeatures;
+            foreach (var linear in m.Layers.SelectMany(l => l.Linears).Append(m.LmHead))
+                if (quantized.IsQuantized(linear.Name))
+                    quantizedModules[linear.Name] = (long)linear.InFeatures * linear.OutFeatures;
         long parameters = quantizedModules.Values.Sum(), packedBytes = 0;
         var dtypes = new SortedDictionary<string, long>();
         foreach (var name in store.Names)

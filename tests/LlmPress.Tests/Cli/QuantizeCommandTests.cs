@@ -229,6 +229,43 @@ public class InspectQuantizedTests
     }
 }
 
+public class QuantizeLmHeadTests
+{
+    [Fact]
+    public void AnInt8HeadIsReportedCountedByInspectAndRunsInGenerate()
+    {
+        string model = SharedData.Require("models", "stories260K");
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "h8");
+        var (code, stdout, err) = CliRunner.Run("quantize", model, "-o", output, "--format", "int4", "--lm-head", "int8", "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(stdout))
+        {
+            var layers = doc.RootElement.GetProperty("layers");
+            Assert.Equal(36, layers.GetArrayLength());
+            Assert.Equal("lm_head", layers[35].GetProperty("name").GetString());
+            Assert.Equal("int8-asym-g128", layers[35].GetProperty("format").GetString());
+        }
+        (code, stdout, err) = CliRunner.Run("inspect", output, "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(stdout))
+            Assert.Contains("on 36 linear layers", doc.RootElement.GetProperty("quantization").GetString()!);
+        (code, stdout, err) = CliRunner.Run("generate", output, "--prompt", "Once upon a time", "--max-tokens", "8");
+        Assert.True(code == 0, err);
+        Assert.StartsWith("Once upon a time", stdout);
+    }
+
+    [Fact]
+    public void AnUnknownHeadFormatIsRefusedWithoutOutput()
+    {
+        string model = SharedData.Require("models", "stories260K");
+        using var dir = new TempDirectory();
+        var (code, _, err) = CliRunner.Run("quantize", model, "-o", Path.Combine(dir.Path, "x"), "--lm-head", "int9");
+        CliRunner.AssertOneLineError(code, err, "--lm-head: unknown format 'int9'");
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+}
+
 public class QuantizeDryRunTests
 {
     [Fact]
