@@ -12,7 +12,7 @@ using LlmPress.Numerics;
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
 //        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
 //        ... -- decode-nll MODEL_DIR TEXT [tokens] [window]    (teacher-forced decode: int8 vs exact decode activations, PPL/KL/top-1)
-//        ... -- decode-tps [threads] [runs] [prompt]        (decode tokens/s per weight form + per-token min/p10/p50 after the prompt)
+//        ... -- decode-tps [threads] [runs] [prompt] [f32|bf16] (decode tokens/s per weight form + per-token min/p10/p50 after the prompt; KV cache type)
 //        ... -- int8-kernel                                 (Int8DotGemv alone, L2-resident, 1 thread: ns per row·128 columns)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] [headDim] | handoff      (decode attention µs/call; Parallel.For hand-off cost)
@@ -163,15 +163,16 @@ if (what == "decode-tps")
     Parallelism.MaxThreads = args.Length > 1 ? int.Parse(args[1]) : Environment.ProcessorCount;
     int runs = args.Length > 2 ? int.Parse(args[2]) : 5;
     int promptLength = args.Length > 3 ? int.Parse(args[3]) : 32;
+    var kvType = args.Length > 4 && args[4] == "bf16" ? LlmPress.Numerics.DType.BF16 : LlmPress.Numerics.DType.F32;
     var config = LlmPress.Models.RandomModel.SmolLM2Shape;
     foreach (var form in Environment.GetEnvironmentVariable("FORMS")?.Split(',') ?? ["bf16", "int4", "mxfp4", "nvfp4"])
     {
         var model = RandomModelIn(config, form);
         var tps = new double[runs];
-        for (int i = 0; i < runs; i++) tps[i] = LlmPress.Evaluation.SpeedBenchmark.MeasureDecode(model, 32, 64);
+        for (int i = 0; i < runs; i++) tps[i] = LlmPress.Evaluation.SpeedBenchmark.MeasureDecode(model, 32, 64, kvType);
         // Per-token wall times of 192 steps after the prompt: the fastest tokens are the least disturbed by other
         // processes time-sharing the cores (p10 and min are steadier than a run's mean on a busy machine).
-        var cache = new LlmPress.Models.KvCache(config, promptLength + 200);
+        var cache = new LlmPress.Models.KvCache(config, promptLength + 200, kvType);
         var scratch = new LlmPress.Models.ForwardScratch(config);
         var logits = new float[config.VocabSize];
         var prompt = new int[promptLength];

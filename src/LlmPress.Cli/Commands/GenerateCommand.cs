@@ -16,12 +16,31 @@ internal static class GenerateCommand
         var topP = new Option<float>("--top-p") { Description = "Nucleus sampling: sample among the most likely tokens holding this probability mass (default 1 = all).", DefaultValueFactory = _ => 1f };
         var seed = new Option<int>("--seed") { Description = "Seed for sampling (default 0); the same seed gives the same text.", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "Print {text, tokens, tokens_per_second} as JSON instead of streaming." };
-        var command = new Command("generate", "Generate text from a prompt, streaming tokens as they come.") { model, prompt, maxTokens, temperature, topP, seed, json };
+        var kvCache = KvCacheOption();
+        var command = new Command("generate", "Generate text from a prompt, streaming tokens as they come.") { model, prompt, maxTokens, temperature, topP, seed, kvCache, json };
         command.SetAction(parse => console.Guard(parse, () => Run(console, parse.GetValue(model)!, parse.GetValue(prompt) ?? "",
-            new GenerationOptions(parse.GetValue(maxTokens), parse.GetValue(temperature), parse.GetValue(topP), parse.GetValue(seed)),
+            new GenerationOptions(parse.GetValue(maxTokens), parse.GetValue(temperature), parse.GetValue(topP), parse.GetValue(seed),
+                KvCacheType: ParseKvCache(parse.GetValue(kvCache))),
             parse.GetValue(json))));
         return command;
     }
+
+    /// <summary>--kv-cache f32|bf16, shared by generate and serve.</summary>
+    internal static Option<string> KvCacheOption()
+    {
+        var option = new Option<string>("--kv-cache")
+        {
+            Description = "How the KV cache stores keys and values: f32 (default; decode matches a full forward pass bit for bit) or bf16 "
+                + "(half the memory, and half the bytes each decode step reads from the cache, which dominate at long contexts; "
+                + "keys and values rounded once, as engines that keep the cache in the model's 16-bit dtype do).",
+            DefaultValueFactory = _ => "f32",
+        };
+        option.AcceptOnlyFromAmong("f32", "bf16");
+        return option;
+    }
+
+    internal static LlmPress.Numerics.DType ParseKvCache(string? value) =>
+        value == "bf16" ? LlmPress.Numerics.DType.BF16 : LlmPress.Numerics.DType.F32;
 
     private static int Run(CliConsole console, string modelPath, string prompt, GenerationOptions options, bool json)
     {

@@ -17,18 +17,20 @@ internal static class ServeCommand
         var port = new Option<int>("--port") { Description = $"TCP port to listen on (default {DefaultPort}; 0 picks a free one, printed at startup).", DefaultValueFactory = _ => DefaultPort };
         var host = new Option<string>("--host") { Description = "Address to bind (default 127.0.0.1, this machine only; the server has no authentication, so bind another address only on a trusted network).", DefaultValueFactory = _ => "127.0.0.1" };
         var name = new Option<string?>("--name") { Description = "Model id clients pass as \"model\" (default: the directory's name); requests may also omit it." };
+        var kvCache = GenerateCommand.KvCacheOption();
         var command = new Command("serve",
             "Serve the model over HTTP with an OpenAI-compatible API: POST /v1/completions and /v1/chat/completions (\"stream\": true " +
             "for Server-Sent Events), GET /v1/models and /health. Requests run one at a time. Chat prompts use the tokenizer's chat " +
             "template when it is a Llama-3 or ChatML one, else \"User: …\\nAssistant:\" lines. Request defaults follow the OpenAI API: " +
             "temperature 1, top_p 1, a random seed, max_tokens 16 for completions and the rest of the context for chat. Ctrl+C stops.")
-        { model, port, host, name };
+        { model, port, host, name, kvCache };
         command.SetAction(parse => console.Guard(parse, () =>
-            Run(console, parse.GetValue(model)!, parse.GetValue(host)!, parse.GetValue(port), parse.GetValue(name))));
+            Run(console, parse.GetValue(model)!, parse.GetValue(host)!, parse.GetValue(port), parse.GetValue(name),
+                GenerateCommand.ParseKvCache(parse.GetValue(kvCache)))));
         return command;
     }
 
-    private static int Run(CliConsole console, string modelPath, string host, int port, string? name)
+    private static int Run(CliConsole console, string modelPath, string host, int port, string? name, LlmPress.Numerics.DType kvCacheType)
     {
         if (port is < 0 or > 65535) throw new CliException($"--port must be between 0 and 65535, not {port}.");
         IPAddress address = host == "localhost" ? IPAddress.Loopback
@@ -40,7 +42,7 @@ internal static class ServeCommand
         try
         {
             string id = name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath)));
-            served = new ServedModel(id, model, ModelSource.OpenTokenizer(modelPath), ReadChatTemplateFile(modelPath));
+            served = new ServedModel(id, model, ModelSource.OpenTokenizer(modelPath), ReadChatTemplateFile(modelPath), kvCacheType);
         }
         catch
         {

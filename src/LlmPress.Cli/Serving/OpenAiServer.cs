@@ -118,7 +118,7 @@ internal sealed class OpenAiServer : IAsyncDisposable
                     $"({promptIds.Length} in the prompt, {maxTokens} for the completion). Shorten the prompt or lower max_tokens.",
                     promptParam, "context_length_exceeded");
 
-            var options = new GenerationOptions(maxTokens, request.Temperature, request.TopP, request.Seed);
+            var options = new GenerationOptions(maxTokens, request.Temperature, request.TopP, request.Seed, KvCacheType: _model.KvCacheType);
             var answer = new Answer(chat, _model.Id, promptIds.Length);
             if (request.Stream) await StreamAsync(context, request, promptIds, options, answer).ConfigureAwait(false);
             else await CompleteAsync(context, request, promptIds, options, answer).ConfigureAwait(false);

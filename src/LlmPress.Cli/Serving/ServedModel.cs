@@ -19,9 +19,11 @@ internal sealed class ServedModel : IDisposable
 
     /// <param name="id">The name clients pass as "model".</param>
     /// <param name="chatTemplate">A chat template to use instead of the tokenizer's (e.g. from chat_template.jinja), or null.</param>
-    public ServedModel(string id, LlamaModel model, Tokenizer tokenizer, string? chatTemplate = null)
+    /// <param name="kvCacheType">How each request's KV cache stores keys and values (F32 or BF16).</param>
+    public ServedModel(string id, LlamaModel model, Tokenizer tokenizer, string? chatTemplate = null, LlmPress.Numerics.DType kvCacheType = LlmPress.Numerics.DType.F32)
     {
         Id = id;
+        KvCacheType = kvCacheType;
         _model = model;
         _tokenizer = tokenizer;
         ChatFormat = ChatPromptFormat.FromTokenizer(tokenizer, chatTemplate);
@@ -29,6 +31,9 @@ internal sealed class ServedModel : IDisposable
     }
 
     public string Id { get; }
+
+    /// <summary>How each request's KV cache stores keys and values.</summary>
+    public LlmPress.Numerics.DType KvCacheType { get; }
 
     /// <summary>How chat messages become a prompt.</summary>
     public ChatPromptFormat ChatFormat { get; }

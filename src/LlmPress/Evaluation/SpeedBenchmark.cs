@@ -46,10 +46,13 @@ public static class SpeedBenchmark
         return bytes + (long)(2.0 * c.LayerCount * positions * c.KvDim * sizeof(float));
     }
 
-    /// <summary>Decode tokens/s: <paramref name="steps"/> single-token steps after a <paramref name="promptLength"/>-token prefill.</summary>
-    public static double MeasureDecode(LlamaModel model, int promptLength = 32, int steps = 32)
+    /// <summary>
+    /// Decode tokens/s: <paramref name="steps"/> single-token steps after a <paramref name="promptLength"/>-token prefill,
+    /// with the KV cache stored as <paramref name="kvCacheType"/> (F32 or BF16).
+    /// </summary>
+    public static double MeasureDecode(LlamaModel model, int promptLength = 32, int steps = 32, Numerics.DType kvCacheType = Numerics.DType.F32)
     {
-        var cache = new KvCache(model.Config, promptLength + steps + 1);
+        var cache = new KvCache(model.Config, promptLength + steps + 1, kvCacheType);
         var scratch = new ForwardScratch(model.Config);
         var logits = new float[model.Config.VocabSize];
         var prompt = new int[promptLength];

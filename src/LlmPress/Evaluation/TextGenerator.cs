@@ -9,7 +9,9 @@ namespace LlmPress.Evaluation;
 /// <param name="TopP">Nucleus mass; 1 = off.</param>
 /// <param name="Seed">Sampling seed.</param>
 /// <param name="StopAtEos">Stop when the model emits an end-of-sequence token.</param>
-public sealed record GenerationOptions(int MaxTokens = 256, float Temperature = 0, float TopP = 1, int Seed = 0, bool StopAtEos = true);
+/// <param name="KvCacheType">How the KV cache stores keys and values: F32 (default) or BF16 (half the memory and cache traffic).</param>
+public sealed record GenerationOptions(int MaxTokens = 256, float Temperature = 0, float TopP = 1, int Seed = 0, bool StopAtEos = true,
+    Numerics.DType KvCacheType = Numerics.DType.F32);
 
 /// <summary>One generated token and the text it completed (may be empty while a multi-byte character is pending).</summary>
 public readonly record struct GeneratedToken(int Id, string Text);
@@ -63,7 +65,7 @@ public sealed class TextGenerator(LlamaModel model, Tokenizer tokenizer)
         var eos = new HashSet<int>(config.EosTokenIds);
         if (tokenizer.EosTokenId is { } e) eos.Add(e);
         var sampler = new Sampler(options.Temperature, options.TopP, options.Seed);
-        var cache = new KvCache(config, capacity);
+        var cache = new KvCache(config, capacity, options.KvCacheType);
         var scratch = new ForwardScratch(config);
         var logits = new float[config.VocabSize];
         var decoder = tokenizer.CreateStreamDecoder();

@@ -39,6 +39,40 @@ public static unsafe class CausalAttention
         Forward(queries, keys, values, KvLayout.Interleaved(kvHeadCount, headDim), tokenCount, startPosition, headCount, kvHeadCount,
             headDim, slidingWindow, output);
 
+    /// <summary>
+    /// queries [tokenCount, headCount · headDim] at positions startPosition.. over layer <paramref name="layer"/> of
+    /// <paramref name="cache"/>, which already holds positions 0..startPosition + tokenCount. A BF16 cache is read as
+    /// stored in decode (each row widened as it streams in, so a step reads half the bytes) and widened once per call
+    /// for longer prompts; either way the result is bit-identical to FP32 keys and values rounded to BF16.
+    /// </summary>
+    public static void Forward(ReadOnlyMemory<float> queries, KvCache cache, int layer, int tokenCount, int startPosition, int headCount,
+        int? slidingWindow, Memory<float> output)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        int kvHeadCount = cache.KvHeadCount, headDim = cache.HeadDim;
+        if (cache.StorageType == DType.F32)
+        {
+            Forward(queries, cache.KeysMemory(layer), cache.ValuesMemory(layer), cache.Layout, tokenCount, startPosition, headCount, kvHeadCount,
+                headDim, slidingWindow, output);
+            return;
+        }
+        if (tokenCount == 0) return;
+        if (startPosition + tokenCount > cache.Capacity)
+            throw new ArgumentException($"Positions {startPosition}..{startPosition + tokenCount} are outside the cache's capacity {cache.Capacity}.");
+        if (tokenCount < DirectMaxQueries && KernelDispatch.Level == KernelLevel.Avx512 && headDim % 16 == 0)
+        {
+            int queryStride = headCount * headDim;
+            if (queries.Length < tokenCount * queryStride || output.Length < tokenCount * queryStride)
+                throw new ArgumentException("queries/output are shorter than tokenCount · headCount · headDim.");
+            fixed (ushort* keys = cache.KeyBits(layer), values = cache.ValueBits(layer))
+                DecodeGroups<LoadBF16>(queries, (byte*)keys, (byte*)values, cache.Layout, tokenCount, startPosition, headCount, kvHeadCount, headDim,
+                    slidingWindow ?? int.MaxValue, 1f / MathF.Sqrt(headDim), output);
+            return;
+        }
+        var (widenedKeys, widenedValues) = cache.Widen(layer, startPosition + tokenCount);
+        Forward(queries, widenedKeys, widenedValues, cache.Layout, tokenCount, startPosition, headCount, kvHeadCount, headDim, slidingWindow, output);
+    }
+
     /// <summary>As above, with keys and values laid out as <paramref name="layout"/> says (the same for both).</summary>
     public static void Forward(ReadOnlyMemory<float> queries, ReadOnlyMemory<float> keys, ReadOnlyMemory<float> values, KvLayout layout,
         int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int? slidingWindow, Memory<float> output)
@@ -405,8 +439,23 @@ public static unsafe class CausalAttention
         KvLayout layout, int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale,
         Memory<float> output)
     {
+        using var pinnedKeys = keys.Pin();
+        using var pinnedValues = values.Pin();
+        DecodeGroups<LoadF32>(queries, (byte*)pinnedKeys.Pointer, (byte*)pinnedValues.Pointer, layout, tokenCount, startPosition, headCount,
+            kvHeadCount, headDim, window, scale, output);
+    }
+
+    /// <summary>
+    /// <see cref="DecodeGroups"/> over keys and values stored as <typeparamref name="TLoad"/>'s elements (FP32, or a
+    /// BF16 KV cache widened as each row is read), pinned by the caller for the call.
+    /// </summary>
+    private static void DecodeGroups<TLoad>(ReadOnlyMemory<float> queries, byte* keys, byte* values,
+        KvLayout layout, int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale,
+        Memory<float> output) where TLoad : struct, IWeightLoad
+    {
         int keyCount = startPosition + tokenCount;
-        void Run(int kvHead) => DecodeGroup(queries.Span, keys.Span, values.Span, layout, tokenCount, startPosition, headCount, kvHeadCount,
+        nint k = (nint)keys, v = (nint)values;
+        void Run(int kvHead) => DecodeGroup<TLoad>(queries.Span, (byte*)k, (byte*)v, layout, tokenCount, startPosition, headCount, kvHeadCount,
             headDim, window, scale, kvHead, output.Span);
         // KV heads are independent. In a decode step the cache comes from DRAM, and two threads overlap its latency:
         // with the cache cold, 128–256 keys at 9 heads of 64 (3 KV heads on 2 threads) took 15–25% less time split than
@@ -418,8 +467,9 @@ public static unsafe class CausalAttention
     }
 
     /// <summary>The query heads of KV head <paramref name="kvHead"/> for every query token (see <see cref="DecodeGroups"/>).</summary>
-    private static void DecodeGroup(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, KvLayout layout,
+    private static void DecodeGroup<TLoad>(ReadOnlySpan<float> queries, byte* pk, byte* pv, KvLayout layout,
         int tokenCount, int startPosition, int headCount, int kvHeadCount, int headDim, int window, float scale, int kvHead, Span<float> output)
+        where TLoad : struct, IWeightLoad
     {
         int queryStride = headCount * headDim, kvStride = layout.RowStride, gs = headCount / kvHeadCount;
         nint head = (nint)(kvHead * layout.HeadStride);
@@ -428,7 +478,8 @@ public static unsafe class CausalAttention
         try
         {
             float* inverseSums = stackalloc float[gs]; // 1 / Σ_j p[h, j]
-            fixed (float* pq = queries, pk = keys, pv = values, po = output, ps = scoreBuffer)
+            int rowBytes = kvStride * TLoad.Size;
+            fixed (float* pq = queries, po = output, ps = scoreBuffer)
             {
                 for (int t = 0; t < tokenCount; t++)
                 {
@@ -436,12 +487,13 @@ public static unsafe class CausalAttention
                     int lo = window == int.MaxValue ? 0 : Math.Max(0, pos - window + 1), n = pos + 1 - lo;
                     float* q = pq + (nint)t * queryStride + kvHead * gs * headDim; // [gs, headDim]
                     float* o = po + (nint)t * queryStride + kvHead * gs * headDim;
-                    float* k0 = pk + (nint)lo * kvStride + head, v0 = pv + (nint)lo * kvStride + head;
-                    GroupScores(q, k0, kvStride, n, gs, headDim, scale, ps);
-                    PrefetchRows(v0, kvStride, Math.Min(n, CachePrefetchRows), headDim); // lands during the softmax
+                    nint first = ((nint)lo * kvStride + head) * TLoad.Size;
+                    byte* k0 = pk + first, v0 = pv + first;
+                    GroupScores<TLoad>(q, k0, rowBytes, n, gs, headDim, scale, ps);
+                    PrefetchRows(v0, rowBytes, Math.Min(n, CachePrefetchRows), headDim * TLoad.Size); // lands during the softmax
                     for (int h = 0; h < gs; h++)
                         inverseSums[h] = 1f / ExponentiateShifted(new Span<float>(ps + (nint)h * n, n));
-                    GroupOutput(v0, kvStride, n, gs, headDim, ps, inverseSums, o);
+                    GroupOutput<TLoad>(v0, rowBytes, n, gs, headDim, ps, inverseSums, o);
                 }
             }
         }
@@ -459,49 +511,52 @@ public static unsafe class CausalAttention
     /// </summary>
     private const int CachePrefetchRows = 16;
 
-    /// <summary>Prefetches the first <paramref name="width"/> floats of <paramref name="rows"/> rows <paramref name="stride"/> floats apart.</summary>
-    private static void PrefetchRows(float* first, int stride, int rows, int width)
+    /// <summary>Prefetches the first <paramref name="width"/> bytes of <paramref name="rows"/> rows <paramref name="stride"/> bytes apart.</summary>
+    private static void PrefetchRows(byte* first, int stride, int rows, int width)
     {
         for (int j = 0; j < rows; j++)
         {
-            float* row = first + (nint)j * stride;
-            for (int e = 0; e < width; e += 16) Sse.Prefetch0(row + e);
+            byte* row = first + (nint)j * stride;
+            for (int e = 0; e < width; e += 64) Sse.Prefetch0(row + e);
         }
     }
 
     /// <summary>
-    /// s[h, j] = scale · q_h·k_j for j &lt; n; q: [gs, d], k rows kvStride apart, s: [gs, n]. Sixteen keys at a time
+    /// s[h, j] = scale · q_h·k_j for j &lt; n; q: [gs, d], k rows rowBytes apart (elements of TLoad), s: [gs, n]. Sixteen keys at a time
     /// per head, for head widths that are multiples of 64: per 64-column slice, each key's 16-lane partial products,
     /// then one transposing reduction of the sixteen vectors into sixteen sums (Pair, Quad, Octet and
     /// <see cref="Reduce16Order"/>: 45 operations where sixteen horizontal sums take ~110); the slice of the head's query
     /// stays in registers and the block's key rows in L1 for the group's other heads. Other widths, and keys past the
     /// last full block, are done one key at a time.
     /// </summary>
-    private static void GroupScores(float* q, float* k, int kvStride, int n, int gs, int d, float scale, float* s)
+    private static void GroupScores<TLoad>(float* q, byte* k, int rowBytes, int n, int gs, int d, float scale, float* s)
+        where TLoad : struct, IWeightLoad
     {
-        PrefetchRows(k, kvStride, Math.Min(n, CachePrefetchRows), d);
+        int width = d * TLoad.Size;
+        PrefetchRows(k, rowBytes, Math.Min(n, CachePrefetchRows), width);
         int j = 0;
         if (d % 64 == 0)
             for (; j + 16 <= n; j += 16)
             {
-                float* kb = k + (nint)j * kvStride;
-                if (j + 16 < n) PrefetchRows(kb + (nint)16 * kvStride, kvStride, Math.Min(16, n - j - 16), d); // the next block
+                byte* kb = k + (nint)j * rowBytes;
+                if (j + 16 < n) PrefetchRows(kb + (nint)16 * rowBytes, rowBytes, Math.Min(16, n - j - 16), width); // the next block
                 for (int h = 0; h < gs; h++)
                 {
                     // The reduction is linear, so wider heads add their 64-column slices' reduced sums.
                     Vector512<float> sums = default;
                     for (int e = 0; e < d; e += 64)
                     {
-                        float* qh = q + h * d + e, ke = kb + e;
+                        float* qh = q + h * d + e;
+                        byte* ke = kb + e * TLoad.Size;
                         Vector512<float> q0 = Vector512.Load(qh), q1 = Vector512.Load(qh + 16), q2 = Vector512.Load(qh + 32), q3 = Vector512.Load(qh + 48);
-                        var x0 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 0, kvStride), Dot64(q0, q1, q2, q3, ke, 1, kvStride)),
-                            Pair(Dot64(q0, q1, q2, q3, ke, 2, kvStride), Dot64(q0, q1, q2, q3, ke, 3, kvStride)));
-                        var x1 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 4, kvStride), Dot64(q0, q1, q2, q3, ke, 5, kvStride)),
-                            Pair(Dot64(q0, q1, q2, q3, ke, 6, kvStride), Dot64(q0, q1, q2, q3, ke, 7, kvStride)));
-                        var x2 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 8, kvStride), Dot64(q0, q1, q2, q3, ke, 9, kvStride)),
-                            Pair(Dot64(q0, q1, q2, q3, ke, 10, kvStride), Dot64(q0, q1, q2, q3, ke, 11, kvStride)));
-                        var x3 = Quad(Pair(Dot64(q0, q1, q2, q3, ke, 12, kvStride), Dot64(q0, q1, q2, q3, ke, 13, kvStride)),
-                            Pair(Dot64(q0, q1, q2, q3, ke, 14, kvStride), Dot64(q0, q1, q2, q3, ke, 15, kvStride)));
+                        var x0 = Quad(Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 0, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 1, rowBytes)),
+                            Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 2, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 3, rowBytes)));
+                        var x1 = Quad(Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 4, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 5, rowBytes)),
+                            Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 6, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 7, rowBytes)));
+                        var x2 = Quad(Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 8, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 9, rowBytes)),
+                            Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 10, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 11, rowBytes)));
+                        var x3 = Quad(Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 12, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 13, rowBytes)),
+                            Pair(Dot64<TLoad>(q0, q1, q2, q3, ke, 14, rowBytes), Dot64<TLoad>(q0, q1, q2, q3, ke, 15, rowBytes)));
                         var part = Octet(Octet(x0, x1), Octet(x2, x3));
                         sums = e == 0 ? part : sums + part;
                     }
@@ -510,20 +565,20 @@ public static unsafe class CausalAttention
             }
         for (; j < n; j++)
         {
-            float* kj = k + (nint)j * kvStride;
-            if (j + CachePrefetchRows < n) PrefetchRows(kj + (nint)CachePrefetchRows * kvStride, kvStride, 1, d);
+            byte* kj = k + (nint)j * rowBytes;
+            if (j + CachePrefetchRows < n) PrefetchRows(kj + (nint)CachePrefetchRows * rowBytes, rowBytes, 1, width);
             for (int h = 0; h < gs; h++)
             {
                 float* qh = q + h * d;
-                var a0 = Vector512.Load(qh) * Vector512.Load(kj);
+                var a0 = Vector512.Load(qh) * TLoad.Load16(kj, 0);
                 var a1 = Vector512<float>.Zero;
                 int e = 16;
                 for (; e + 32 <= d; e += 32)
                 {
-                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e), Vector512.Load(kj + e), a1);
-                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e + 16), Vector512.Load(kj + e + 16), a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e), TLoad.Load16(kj, e), a1);
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e + 16), TLoad.Load16(kj, e + 16), a0);
                 }
-                if (e < d) a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e), Vector512.Load(kj + e), a1);
+                if (e < d) a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(qh + e), TLoad.Load16(kj, e), a1);
                 s[(nint)h * n + j] = scale * Vector512.Sum(a0 + a1);
             }
         }
@@ -531,11 +586,12 @@ public static unsafe class CausalAttention
 
     /// <summary>Key <paramref name="i"/> of the block at <paramref name="k"/>: q·k's 16 lane partial sums (head width 64).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Dot64(Vector512<float> q0, Vector512<float> q1, Vector512<float> q2, Vector512<float> q3, float* k, int i, int kvStride)
+    private static Vector512<float> Dot64<TLoad>(Vector512<float> q0, Vector512<float> q1, Vector512<float> q2, Vector512<float> q3, byte* k, int i,
+        int rowBytes) where TLoad : struct, IWeightLoad
     {
-        float* r = k + (nint)i * kvStride;
-        var a = Avx512F.FusedMultiplyAdd(q1, Vector512.Load(r + 16), q0 * Vector512.Load(r));
-        var b = Avx512F.FusedMultiplyAdd(q3, Vector512.Load(r + 48), q2 * Vector512.Load(r + 32));
+        byte* r = k + (nint)i * rowBytes;
+        var a = Avx512F.FusedMultiplyAdd(q1, TLoad.Load16(r, 16), q0 * TLoad.Load16(r, 0));
+        var b = Avx512F.FusedMultiplyAdd(q3, TLoad.Load16(r, 48), q2 * TLoad.Load16(r, 32));
         return a + b;
     }
 
@@ -576,12 +632,13 @@ public static unsafe class CausalAttention
     /// at a time in registers, keys in order. Full 64-column slices take up to three heads per pass over the keys
     /// (<see cref="ThreeHeads64"/>), the rest one head at a time; either way each head's sums are the same.
     /// </summary>
-    private static void GroupOutput(float* v, int kvStride, int n, int gs, int d, float* p, float* inverseSums, float* o)
+    private static void GroupOutput<TLoad>(byte* v, int rowBytes, int n, int gs, int d, float* p, float* inverseSums, float* o)
+        where TLoad : struct, IWeightLoad
     {
         int wide = d & ~63;
         for (int e = 0; e < wide; e += 64)
             for (int h = 0; h < gs; h += 3)
-                ThreeHeads64(v + e, kvStride, n, p + (nint)h * n, Math.Min(3, gs - h), inverseSums + h, o + h * d + e, d,
+                ThreeHeads64<TLoad>(v + e * TLoad.Size, rowBytes, n, p + (nint)h * n, Math.Min(3, gs - h), inverseSums + h, o + h * d + e, d,
                     prefetch: e == 0 && h == 0);
         if (wide == d) return;
         for (int h = 0; h < gs; h++)
@@ -591,14 +648,14 @@ public static unsafe class CausalAttention
             // The last 16, 32 or 48 columns.
             int width = d - wide;
             Vector512<float> a0 = default, a1 = default, a2 = default;
-            float* ve = v + wide;
+            byte* ve = v + wide * TLoad.Size;
             for (int j = 0; j < n; j++)
             {
                 var pj = Vector512.Create(ph[j]);
-                float* vj = ve + (nint)j * kvStride;
-                a0 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj), a0);
-                if (width > 16) a1 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 16), a1);
-                if (width > 32) a2 = Avx512F.FusedMultiplyAdd(pj, Vector512.Load(vj + 32), a2);
+                byte* vj = ve + (nint)j * rowBytes;
+                a0 = Avx512F.FusedMultiplyAdd(pj, TLoad.Load16(vj, 0), a0);
+                if (width > 16) a1 = Avx512F.FusedMultiplyAdd(pj, TLoad.Load16(vj, 16), a1);
+                if (width > 32) a2 = Avx512F.FusedMultiplyAdd(pj, TLoad.Load16(vj, 32), a2);
             }
             float* oe = o + h * d + wide;
             (a0 * inverse).Store(oe);
@@ -611,7 +668,8 @@ public static unsafe class CausalAttention
     /// One 64-column slice of the outputs of <paramref name="heads"/> (1–3) heads whose probabilities are rows of p
     /// (n apart), o rows d apart: each value row is loaded once for all of them (12 independent accumulator chains).
     /// </summary>
-    private static void ThreeHeads64(float* v, int kvStride, int n, float* p, int heads, float* inverseSums, float* o, int d, bool prefetch)
+    private static void ThreeHeads64<TLoad>(byte* v, int rowBytes, int n, float* p, int heads, float* inverseSums, float* o, int d, bool prefetch)
+        where TLoad : struct, IWeightLoad
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
@@ -619,9 +677,9 @@ public static unsafe class CausalAttention
         float* p1 = p + (heads > 1 ? n : 0), p2 = p + (heads > 2 ? 2 * n : 0);
         for (int j = 0; j < n; j++)
         {
-            float* vj = v + (nint)j * kvStride;
-            if (prefetch && j + CachePrefetchRows < n) PrefetchRows(vj + (nint)CachePrefetchRows * kvStride, kvStride, 1, 64);
-            Vector512<float> v0 = Vector512.Load(vj), v1 = Vector512.Load(vj + 16), v2 = Vector512.Load(vj + 32), v3 = Vector512.Load(vj + 48);
+            byte* vj = v + (nint)j * rowBytes;
+            if (prefetch && j + CachePrefetchRows < n) PrefetchRows(vj + (nint)CachePrefetchRows * rowBytes, rowBytes, 1, 64 * TLoad.Size);
+            Vector512<float> v0 = TLoad.Load16(vj, 0), v1 = TLoad.Load16(vj, 16), v2 = TLoad.Load16(vj, 32), v3 = TLoad.Load16(vj, 48);
             AddScaledRow(p[j], v0, v1, v2, v3, ref a00, ref a01, ref a02, ref a03);
             if (heads > 1) AddScaledRow(p1[j], v0, v1, v2, v3, ref a10, ref a11, ref a12, ref a13);
             if (heads > 2) AddScaledRow(p2[j], v0, v1, v2, v3, ref a20, ref a21, ref a22, ref a23);

@@ -129,21 +129,18 @@ public sealed class DecoderLayer
         _rope.Apply(scratch.Query.AsSpan(0, n * c.QueryDim), n, c.HeadCount, startPosition);
         _rope.Apply(scratch.Key.AsSpan(0, n * c.KvDim), n, c.KvHeadCount, startPosition);
 
-        ReadOnlyMemory<float> keys = scratch.Key, values = scratch.Value;
-        var layout = KvLayout.Interleaved(c.KvHeadCount, c.HeadDim);
-        if (cache is not null)
+        if (cache is null)
         {
-            if (cache.KvHeadCount != c.KvHeadCount || cache.HeadDim != c.HeadDim)
-                throw new ArgumentException($"The cache holds {cache.KvHeadCount} KV heads of {cache.HeadDim}, the layer {c.KvHeadCount} of {c.HeadDim}.", nameof(cache));
-            if (startPosition != cache.Length || startPosition + n > cache.Capacity)
-                throw new ArgumentException($"Positions {startPosition}..{startPosition + n} do not continue the cache (length {cache.Length}, capacity {cache.Capacity}).");
-            cache.Write(Index, startPosition, n, scratch.Key, scratch.Value);
-            keys = cache.KeysMemory(Index);
-            values = cache.ValuesMemory(Index);
-            layout = cache.Layout;
+            CausalAttention.Forward(scratch.Query, scratch.Key, scratch.Value, n, startPosition, c.HeadCount, c.KvHeadCount, c.HeadDim,
+                c.SlidingWindow, scratch.Attention);
+            return;
         }
-        CausalAttention.Forward(scratch.Query, keys, values, layout, n, startPosition, c.HeadCount, c.KvHeadCount, c.HeadDim,
-            c.SlidingWindow, scratch.Attention);
+        if (cache.KvHeadCount != c.KvHeadCount || cache.HeadDim != c.HeadDim)
+            throw new ArgumentException($"The cache holds {cache.KvHeadCount} KV heads of {cache.HeadDim}, the layer {c.KvHeadCount} of {c.HeadDim}.", nameof(cache));
+        if (startPosition != cache.Length || startPosition + n > cache.Capacity)
+            throw new ArgumentException($"Positions {startPosition}..{startPosition + n} do not continue the cache (length {cache.Length}, capacity {cache.Capacity}).");
+        cache.Write(Index, startPosition, n, scratch.Key, scratch.Value);
+        CausalAttention.Forward(scratch.Query, cache, Index, n, startPosition, c.HeadCount, c.SlidingWindow, scratch.Attention);
     }
 
     /// <summary>Stage 3: Hidden += o_proj(Attention).</summary>

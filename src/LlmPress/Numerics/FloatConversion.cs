@@ -64,4 +64,32 @@ public static class FloatConversion
     }
 
     public static float BFloat16ToSingle(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
+
+    /// <summary>FP32 → BF16 element by element, bit-identical to <see cref="SingleToBFloat16(float)"/>.</summary>
+    public static void SingleToBFloat16(ReadOnlySpan<float> source, Span<ushort> destination)
+    {
+        if (destination.Length < source.Length) throw new ArgumentException("Destination is shorter than source.");
+        int n = source.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref float src = ref MemoryMarshal.GetReference(source);
+            ref ushort dst = ref MemoryMarshal.GetReference(destination);
+            for (; i + 16 <= n; i += 16)
+            {
+                var lo = ToBFloat16Bits(Vector256.LoadUnsafe(ref src, (nuint)i));
+                var hi = ToBFloat16Bits(Vector256.LoadUnsafe(ref src, (nuint)(i + 8)));
+                Vector256.Narrow(lo, hi).StoreUnsafe(ref dst, (nuint)i);
+            }
+        }
+        for (; i < n; i++) destination[i] = SingleToBFloat16(source[i]);
+    }
+
+    // Eight floats → their BF16 bits in the low halves of 32-bit lanes (round to nearest even; NaN stays NaN).
+    private static Vector256<uint> ToBFloat16Bits(Vector256<float> v)
+    {
+        var bits = v.AsUInt32();
+        var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >> 16) & Vector256<uint>.One)) >> 16;
+        var quietNaN = (bits >> 16) | Vector256.Create(0x40u);
+        return Vector256.ConditionalSelect(Vector256.Equals(v, v).AsUInt32(), rounded, quietNaN);
+    }
 }

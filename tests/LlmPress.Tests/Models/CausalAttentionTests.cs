@@ -1,4 +1,5 @@
 using LlmPress.Models;
+using LlmPress.Numerics;
 using LlmPress.Tests.Numerics;
 
 namespace LlmPress.Tests.Models;
@@ -160,6 +161,48 @@ public class CausalAttentionTests
         var headMajor = new float[expected.Length];
         CausalAttention.Forward(q, kh, vh, layout, tokens, start, heads, kvHeads, headDim, window, headMajor);
         Assert.True(actual.AsSpan().SequenceEqual(headMajor), "head-major layout differs from the interleaved one");
+    }
+
+    [Theory]
+    [InlineData(1, 0, 64, null)]      // first decode step
+    [InlineData(1, 150, 64, null)]    // decode: nine 16-key blocks and a 7-key tail
+    [InlineData(2, 40, 128, null)]    // two queries, 128-wide heads
+    [InlineData(1, 70, 48, 33)]       // width not a multiple of 64, sliding window
+    [InlineData(37, 0, 64, null)]     // a prompt (widened once, the tiled path)
+    [InlineData(9, 20, 64, 16)]       // a prompt continuing the cache, with a window
+    public void Bf16CacheGivesTheBitsOfFp32KeysAndValuesRoundedToBf16(int tokens, int start, int headDim, int? window)
+    {
+        int heads = 9, kvHeads = 3, total = start + tokens;
+        var config = RandomModel.SmolLM2Shape with { LayerCount = 1, HeadCount = heads, KvHeadCount = kvHeads, HeadDim = headDim, HiddenSize = heads * headDim };
+        var random = new Random(tokens * 1000 + start);
+        float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+        var q = Random(tokens * heads * headDim);
+        var k = Random(total * kvHeads * headDim);
+        var v = Random(total * kvHeads * headDim);
+        float[] Rounded(float[] x) => x.Select(e => FloatConversion.BFloat16ToSingle(FloatConversion.SingleToBFloat16(e))).ToArray();
+
+        var bf16 = new KvCache(config, total + 3, DType.BF16);
+        var fp32 = new KvCache(config, total + 3);
+        Assert.Equal(fp32.MemoryBytes / 2, bf16.MemoryBytes);
+        bf16.Write(0, 0, total, k, v);
+        fp32.Write(0, 0, total, Rounded(k), Rounded(v));
+        foreach (var level in NumericsTestUtil.Levels())
+            using (NumericsTestUtil.Force(level))
+            {
+                var expected = new float[q.Length];
+                var actual = new float[q.Length];
+                CausalAttention.Forward(q, fp32, 0, tokens, start, heads, window, expected);
+                CausalAttention.Forward(q, bf16, 0, tokens, start, heads, window, actual);
+                Assert.True(expected.AsSpan().SequenceEqual(actual), $"{level}: the BF16 cache differs from FP32 rounded to BF16");
+            }
+    }
+
+    [Fact]
+    public void KvCacheRefusesStorageTypesItDoesNotHave()
+    {
+        var config = RandomModel.SmolLM2Shape with { LayerCount = 1 };
+        Assert.Throws<ArgumentException>(() => new KvCache(config, 4, DType.F16));
+        Assert.Throws<InvalidOperationException>(() => new KvCache(config, 4, DType.BF16).Keys(0).Length);
     }
 
     [Fact]

@@ -52,7 +52,32 @@ public class GoldenLogitsTests
         AssertClose(expected, actual, name);
     }
 
-    private static void AssertClose(float[] expected, float[] actual, string name)
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void DecodingWithABf16KvCacheStaysCloseToTheReference(string name)
+    {
+        // Keys and values rounded to BF16 (8 significant bits: relative error ≤ 2⁻⁹) perturb every attention output by
+        // about that much, relative, and it compounds over the layers: measured max|Δlogit| / max|logit| is 0.14–0.17%
+        // on the tiny models and 0.58% on stories260K. 2% holds them with margin, while a wrong row, head or position
+        // (errors of the order of the logits themselves) fails it.
+        var (ids, expected) = ReadGolden(name);
+        using var model = LlamaModel.Load(SharedData.Require("models", name));
+        int vocab = model.Config.VocabSize, d = model.Config.HiddenSize;
+        var cache = new KvCache(model.Config, ids.Length, LlmPress.Numerics.DType.BF16);
+        var scratch = new ForwardScratch(model.Config);
+        var actual = new float[ids.Length * vocab];
+        int prefill = Math.Min(5, ids.Length);
+        var normed = model.ForwardHidden(ids.AsSpan(0, prefill), scratch, cache);
+        model.ComputeLogits(normed, prefill, actual);
+        for (int t = prefill; t < ids.Length; t++)
+        {
+            normed = model.ForwardHidden(ids.AsSpan(t, 1), scratch, cache);
+            model.ComputeLogits(normed[..d], 1, actual.AsSpan(t * vocab, vocab));
+        }
+        AssertClose(expected, actual, name, 2e-2f);
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, string name, float relative = 1e-4f)
     {
         Assert.Equal(expected.Length, actual.Length);
         float maxAbs = 0, maxDiff = 0;
@@ -63,7 +88,7 @@ public class GoldenLogitsTests
             float diff = Math.Abs(expected[i] - actual[i]);
             if (!(diff <= maxDiff)) { maxDiff = diff; worst = i; }
         }
-        Assert.True(maxDiff <= 1e-4f * maxAbs,
-            $"{name}: max|Δ| = {maxDiff} at {worst} (expected {expected[worst]}, got {actual[worst]}), bound {1e-4f * maxAbs}");
+        Assert.True(maxDiff <= relative * maxAbs,
+            $"{name}: max|Δ| = {maxDiff} at {worst} (expected {expected[worst]}, got {actual[worst]}), bound {relative * maxAbs}");
     }
 }

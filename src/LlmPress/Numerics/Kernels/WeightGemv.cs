@@ -7,6 +7,9 @@ namespace LlmPress.Numerics.Kernels;
 /// <summary>Loads weight elements of one stored type as FP32 (the conversion is fused into the GEMV's stream).</summary>
 internal unsafe interface IWeightLoad
 {
+    /// <summary>Bytes per element.</summary>
+    static abstract int Size { get; }
+
     /// <summary>Elements [p, p + 16) of the row at <paramref name="row"/>, widened.</summary>
     static abstract Vector512<float> Load16(byte* row, nint p);
     static abstract float Load1(byte* row, nint p);
@@ -14,6 +17,7 @@ internal unsafe interface IWeightLoad
 
 internal readonly unsafe struct LoadF32 : IWeightLoad
 {
+    public static int Size => sizeof(float);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, nint p) => Vector512.Load((float*)row + p);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -23,6 +27,7 @@ internal readonly unsafe struct LoadF32 : IWeightLoad
 /// <summary>BF16 is the top half of FP32: zero-extend to 32 bits and shift left 16.</summary>
 internal readonly unsafe struct LoadBF16 : IWeightLoad
 {
+    public static int Size => sizeof(ushort);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, nint p)
         => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + p)), 16).AsSingle();
@@ -37,6 +42,7 @@ internal readonly unsafe struct LoadBF16 : IWeightLoad
 /// </summary>
 internal readonly unsafe struct LoadF16 : IWeightLoad
 {
+    public static int Size => sizeof(ushort);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, nint p)
     {
