@@ -11,7 +11,7 @@ using LlmPress.Numerics;
 //        ... -- tune-cholesky N NB ...                      (sweeps the Cholesky block)
 //        ... -- prefill-profile [window] [repeats]          (time per DecoderLayer stage, SmolLM2-135M shape)
 //        ... -- decode-stages [tokens] [threads]           (time per decode stage vs. its bytes at stream bandwidth)
-//        ... -- decode-nll MODEL_DIR TEXT [tokens] [window]    (teacher-forced decode: int8 vs exact decode activations, PPL/KL/top-1)
+//        ... -- decode-nll MODEL_DIR TEXT [tokens] [window] [int8|bf16-kv] (teacher-forced decode: int8 activations or a BF16 KV cache vs exact, PPL/KL/top-1)
 //        ... -- decode-tps [threads] [runs] [prompt] [f32|bf16] (decode tokens/s per weight form + per-token min/p10/p50 after the prompt; KV cache type)
 //        ... -- int8-kernel                                 (Int8DotGemv alone, L2-resident, 1 thread: ns per row·128 columns)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
@@ -152,7 +152,8 @@ if (what == "decode-stages")
 }
 if (what == "decode-nll")
 {
-    LlmPress.Bench.DecodeNll.Run(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 2048, args.Length > 4 ? int.Parse(args[4]) : 256);
+    LlmPress.Bench.DecodeNll.Run(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 2048, args.Length > 4 ? int.Parse(args[4]) : 256,
+        args.Length > 5 ? args[5] : "int8");
     return 0;
 }
 if (what == "decode-tps")
