@@ -28,8 +28,9 @@ internal static class QuantizeCommand
         var q = new QuantFormatOptions("--format", $"Weight format: {QuantFormatOptions.FormatList} (default int4; nvfp4 for mr-gptq; higgs4 for higgs).");
         var lmHead = new Option<string>("--lm-head")
         {
-            Description = "Output projection: keep (as stored, the default), or a format rounded to nearest: int8 (int8-asym-g128), int4, "
-                + "mxfp4, nvfp4, or a canonical name (int8-sym-g32 is exactly GGUF Q8_0). Every decode step reads the whole head, so an "
+            Description = "Output projection: keep (as stored, the default), or a format — int8 (int8-asym-g128), int4, "
+                + "mxfp4, nvfp4, or a canonical name (int8-sym-g32 is exactly GGUF Q8_0) — quantized by GPTQ on the final hidden states "
+                + "with --method gptq/mr-gptq, else rounded to nearest. Every decode step reads the whole head, so an "
                 + "8-bit head makes a small 4-bit model decode markedly faster. A tied embedding stays as stored (the output is written untied).",
             DefaultValueFactory = _ => "keep",
         };

@@ -5,9 +5,13 @@ using LlmPress.Numerics;
 
 namespace LlmPress.Quantization.Pipeline;
 
-/// <summary>What <see cref="LayerwisePipeline.Run"/> produced: the compressed linears and their reports, in model order.</summary>
+/// <summary>
+/// What <see cref="LayerwisePipeline.Run"/> produced: the compressed linears and their reports, in model order, and
+/// when asked for, the Hessian 2/N·Σxxᵀ of the final norm's outputs over the calibration tokens (the lm_head's inputs
+/// after every compressed layer; [hidden, hidden]).
+/// </summary>
 internal sealed record LayerwiseResult(IReadOnlyList<CompressedLinear> Linears, IReadOnlyList<LayerReport> Reports, double WallSeconds,
-    long PeakManagedBytes)
+    long PeakManagedBytes, float[]? FinalHessian = null)
 {
     /// <summary>The run's report (peak working set read now, at the end of the run).</summary>
     public QuantizationReport ToReport(string method, string format, Calibration.CalibrationData? calibration, string? sparsity = null) => new()
@@ -46,9 +50,13 @@ internal sealed record LayerwiseResult(IReadOnlyList<CompressedLinear> Linears, 
 /// </summary>
 internal static class LayerwisePipeline
 {
-    /// <summary>Runs <paramref name="step"/> over every decoder layer; see <see cref="QuantizationPipeline.Run"/> for the contract.</summary>
+    /// <summary>
+    /// Runs <paramref name="step"/> over every decoder layer; see <see cref="QuantizationPipeline.Run"/> for the contract.
+    /// <paramref name="finalHessian"/>: with calibration data, also accumulate the Hessian of the final norm's outputs
+    /// (for GPTQ on the lm_head), from the journal's last hidden states when every layer was already finished.
+    /// </summary>
     public static LayerwiseResult Run(LlamaModel model, ILinearStep step, CalibrationData? calibration, Action<int>? layerDone,
-        QuantizationRunSettings? settings)
+        QuantizationRunSettings? settings, bool finalHessian = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(step);
@@ -86,15 +94,17 @@ internal static class LayerwisePipeline
         // hidden: slot s = [seqLen, hidden], the current layer's input for sample s. stages: per-sample stage outputs.
         ActivationStore? hidden = null, stages = null;
         ForwardScratch? scratch = null;
+        float[]? headHessian = null;
         try
         {
-            if (calibration is not null && first < model.Layers.Count)
+            if (calibration is not null && (first < model.Layers.Count || finalHessian))
             {
                 var plan = step.Plan(model, calibration.SampleCount, seqLen, settings.MaxMemoryBytes);
                 string? spillDirectory = settings.SpillDirectory ?? journal?.Directory;
                 hidden = ActivationStore.Create(calibration.SampleCount, hiddenFloats, plan.HiddenStatesSpilled, spillDirectory);
-                stages = ActivationStore.Create(calibration.SampleCount, (long)seqLen * Math.Max(config.QueryDim, config.IntermediateSize),
-                    plan.StageOutputsSpilled, spillDirectory);
+                if (first < model.Layers.Count) // only the final Hessian is left when every layer was journaled
+                    stages = ActivationStore.Create(calibration.SampleCount, (long)seqLen * Math.Max(config.QueryDim, config.IntermediateSize),
+                        plan.StageOutputsSpilled, spillDirectory);
                 scratch = new ForwardScratch(config);
                 scratch.EnsureCapacity(seqLen);
                 if (first > 0)
@@ -149,13 +159,26 @@ internal static class LayerwisePipeline
                 GC.Collect();
                 layerDone?.Invoke(l + 1);
             }
+            if (finalHessian && hidden is not null)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var accumulator = new HessianAccumulator(d);
+                var normed = scratch!.Normed.AsSpan(0, hiddenFloats);
+                for (int s = 0; s < calibration!.SampleCount; s++)
+                {
+                    hidden.Read(s, scratch.Hidden.AsSpan(0, hiddenFloats));
+                    model.FinalNorm.Forward(scratch.Hidden.AsSpan(0, hiddenFloats), seqLen, normed);
+                    accumulator.Add(normed, seqLen);
+                }
+                headHessian = accumulator.GetHessian();
+            }
         }
         finally
         {
             hidden?.Dispose();
             stages?.Dispose();
         }
-        return new LayerwiseResult(layers, reports, clock.Elapsed.TotalSeconds, peakManaged);
+        return new LayerwiseResult(layers, reports, clock.Elapsed.TotalSeconds, peakManaged, headHessian);
     }
 
     /// <summary>

@@ -42,11 +42,13 @@ public static class QuantizationPipeline
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var run = LayerwisePipeline.Run(model, new QuantizeStep(options), calibration, layerDone, settings);
+        // GPTQ rounds the head on the Hessian of its inputs: the final norm's outputs after every quantized layer.
+        bool headHessian = options.LmHeadFormat is not null && options.UsesGptq;
+        var run = LayerwisePipeline.Run(model, new QuantizeStep(options), calibration, layerDone, settings, headHessian);
         var report = run.ToReport(MethodName(options.Method), options.EffectiveFormat.Name, calibration);
         var layers = new List<QuantizedLayer>(run.Linears.Select(l => new QuantizedLayer(l.Name, l.Packed!)));
         settings?.CancellationToken.ThrowIfCancellationRequested();
-        if (QuantizeHead(model, options) is var (head, headReport))
+        if (QuantizeHead(model, options, run.FinalHessian) is var (head, headReport))
         {
             layers.Add(head);
             report = report with { Layers = [.. report.Layers, headReport], WallSeconds = report.WallSeconds + headReport.Seconds };
@@ -55,11 +57,13 @@ public static class QuantizationPipeline
     }
 
     /// <summary>
-    /// The lm_head rounded to <see cref="QuantizeOptions.LmHeadFormat"/> (RTN on the weight as stored — the embedding when
-    /// tied, which itself stays as it is), or null when the options keep it. The model is not changed.
+    /// The lm_head quantized to <see cref="QuantizeOptions.LmHeadFormat"/> from the weight as stored (the embedding when
+    /// tied, which itself stays as it is), or null when the options keep it: by GPTQ on <paramref name="hessian"/> (the
+    /// final norm's outputs after the quantized layers, GPTQModel's lm_head quantization) when the method is GPTQ or
+    /// MR-GPTQ, else round-to-nearest. The model is not changed.
     /// </summary>
     /// <exception cref="ArgumentException">The head's weights cannot be quantized (e.g. NaN); the message names lm_head.</exception>
-    internal static (QuantizedLayer Layer, LayerReport Report)? QuantizeHead(LlamaModel model, QuantizeOptions options)
+    internal static (QuantizedLayer Layer, LayerReport Report)? QuantizeHead(LlamaModel model, QuantizeOptions options, float[]? hessian = null)
     {
         var head = model.LmHead;
         if (options.LmHeadFormatFor(head.InFeatures) is not { } format) return null;
@@ -67,18 +71,36 @@ public static class QuantizationPipeline
         var stored = head.Weight; // [vocab, hidden]
         float[] weight = stored.ToFloatArray();
         PackedWeight packed;
+        float[] dequantized;
         try
         {
-            packed = format.Quantize(weight, stored.Rows, stored.Cols, options.LmHeadScaleSearch);
+            if (hessian is not null && options.UsesGptq)
+            {
+                var gptq = Gptq.Quantize(weight, stored.Rows, stored.Cols, hessian, format, new GptqOptions
+                {
+                    ActOrder = options.EffectiveActOrder,
+                    DampPercent = options.DampPercent,
+                    ScaleSearch = options.LmHeadScaleSearch,
+                    LayerName = ModelConfig.LmHeadModule,
+                });
+                packed = gptq.Packed;
+                dequantized = gptq.Dequantized;
+            }
+            else
+            {
+                packed = format.Quantize(weight, stored.Rows, stored.Cols, options.LmHeadScaleSearch);
+                dequantized = packed.Dequantize();
+            }
         }
-        catch (ArgumentException e)
+        catch (ArgumentException e) when (!e.Message.Contains(ModelConfig.LmHeadModule, StringComparison.Ordinal))
         {
             throw new ArgumentException($"{ModelConfig.LmHeadModule}: {e.Message}", e);
         }
-        double error = LayerError.RelativeWeightError(weight, packed.Dequantize());
+        double error = LayerError.RelativeWeightError(weight, dequantized);
+        double? outputError = hessian is null ? null : LayerError.RelativeOutputError(weight, dequantized, stored.Rows, stored.Cols, hessian);
         // A tied head had no bytes of its own: its packed tensors are added (QuantizationPlan counts it the same way).
         long before = model.Config.TieWordEmbeddings ? 0 : stored.Data.Length;
-        var report = new LayerReport(ModelConfig.LmHeadModule, stored.Rows, stored.Cols, packed.Format.Name, packed.BitsPerWeight, error, null,
+        var report = new LayerReport(ModelConfig.LmHeadModule, stored.Rows, stored.Cols, packed.Format.Name, packed.BitsPerWeight, error, outputError,
             Stopwatch.GetElapsedTime(start).TotalSeconds, before, packed.StorageBytes);
         return (new QuantizedLayer(ModelConfig.LmHeadModule, packed), report);
     }

@@ -37,9 +37,10 @@ public sealed record QuantizeOptions
     public IReadOnlyList<string> KeepLayers { get; init; } = [];
 
     /// <summary>
-    /// Format of the output projection (lm_head), or null to keep it as stored (the default, as GPTQ tools do). The head
-    /// is quantized by round-to-nearest whatever <see cref="Method"/> is (llama.cpp's quantize does the same with its
-    /// output tensor). It is read in full at every decode step — a quarter to a half of a small 4-bit model's bytes per
+    /// Format of the output projection (lm_head), or null to keep it as stored (the default, as GPTQ tools do). After the
+    /// last layer the head is quantized by GPTQ on the Hessian of the final norm's outputs when <see cref="Method"/> is
+    /// GPTQ or MR-GPTQ (GPTQModel's lm_head quantization), else rounded to nearest (llama.cpp's quantize does that with
+    /// its output tensor). It is read in full at every decode step — a quarter to a half of a small 4-bit model's bytes per
     /// token when kept in BF16 — so an 8-bit head (int8, ≈ Q8_0) speeds decode at little cost in quality. A tied
     /// embedding stays as stored: the checkpoint gets its own quantized head and is written untied.
     /// </summary>

@@ -72,6 +72,30 @@ public sealed class LmHeadQuantizationTests : IDisposable
     }
 
     [Fact]
+    public void GptqRoundsTheHeadOnTheFinalHiddenStatesWithLessOutputErrorThanRtn()
+    {
+        // GPTQ body, INT4 head: the pipeline hands the Hessian of the final norm's outputs to the head's GPTQ, whose
+        // output error on it must be below plain rounding's (GPTQ minimises exactly that error, column by column).
+        var head = QuantFormat.Int(4, 128, symmetric: false);
+        var options = new QuantizeOptions { Method = QuantMethod.Gptq, Format = QuantFormat.Int(4, 32, symmetric: false), LmHeadFormat = head };
+        using var model = LlamaModel.Load(PipelineTestData.ModelDirectory);
+        var run = LayerwisePipeline.Run(model, new QuantizeStep(options), PipelineTestData.Calibration, null, null, finalHessian: true);
+        var h = run.FinalHessian!;
+        Assert.Equal(model.Config.HiddenSize * model.Config.HiddenSize, h.Length);
+
+        var (_, gptq) = QuantizationPipeline.QuantizeHead(model, options, h)!.Value;
+        var (rtnLayer, _) = QuantizationPipeline.QuantizeHead(model, options with { Method = QuantMethod.Rtn })!.Value;
+        var w = model.LmHead.Weight;
+        double rtn = LayerError.RelativeOutputError(w.ToFloatArray(), rtnLayer.Weight.Dequantize(), w.Rows, w.Cols, h);
+        Assert.NotNull(gptq.RelativeOutputError);
+        Assert.True(gptq.RelativeOutputError < 0.9 * rtn, $"GPTQ head output error {gptq.RelativeOutputError} vs RTN {rtn}");
+
+        // Through the public entry point the report carries the head's output error.
+        var result = QuantizationPipeline.Run(model, options, PipelineTestData.Calibration);
+        Assert.Equal(gptq.RelativeOutputError, result.Report.Layers[^1].RelativeOutputError);
+    }
+
+    [Fact]
     public void UntiedHeadIsReplacedAndThePlanCountsItsBytes()
     {
         string source = SharedData.Require("models", "tiny-llama3"); // untied, bf16
