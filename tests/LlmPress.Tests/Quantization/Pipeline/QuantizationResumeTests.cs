@@ -46,6 +46,24 @@ public class QuantizationResumeTests
     }
 
     [Fact]
+    public void AGptqHeadAfterEveryLayerWasJournaledIsBitIdentical()
+    {
+        // Stopped after the last layer, before the head: the resumed run has no layer left to run, so the head's Hessian
+        // comes from the journal's last hidden states.
+        var options = Gptq4 with { LmHeadFormat = QuantFormat.Int(4, 128, symmetric: false) };
+        using var dir = new TempDirectory();
+        string reference = dir.File("reference"), output = dir.File("resumed");
+        var expected = ResumeTestRun.Reference(reference, options, Calibration);
+        Assert.Equal("lm_head", expected.Layers[^1].Name);
+        Assert.NotNull(expected.Layers[^1].RelativeOutputError);
+
+        Assert.Throws<OperationCanceledException>(() => ResumeTestRun.Run(output, options, Calibration, stopAfter: 5));
+        Assert.Equal(5, QuantizationJournal.Open(output, Fingerprint(options, Calibration)).FinishedLayers);
+        var actual = ResumeTestRun.Run(output, options, Calibration, resume: true);
+        ResumeTestRun.AssertIdentical(reference, expected, output, actual);
+    }
+
+    [Fact]
     public void MrGptqWithKeptLayersStoppedAndResumedIsBitIdentical()
     {
         // Rotated formats fitted per layer (mxfp4-rot32) and a kept linear per layer: the journal records exactly the
