@@ -8,7 +8,8 @@ namespace LlmPress.Models;
 /// reads each KV head's keys and values as one contiguous stream from memory, where the projections' interleaved
 /// [position, kvHeads · headDim] rows would make it gather headDim-float pieces kvHeads apart (with the cache cold,
 /// attention over 256 keys took ~35% less time with each head's rows contiguous, over 1,024 keys ~45%; 9 heads of 64,
-/// 3 KV heads, one thread).
+/// 3 KV heads, one thread). Values are FP32, or BF16 (rounded once when written) for half the memory and traffic;
+/// <see cref="CausalAttention.Forward(ReadOnlyMemory{float}, KvCache, int, int, int, int, int?, Memory{float})"/> reads either.
 /// </summary>
 public sealed class KvCache
 {
