@@ -16,8 +16,10 @@ internal static class BenchCommand
         var command = new Command("bench", """
             Measure kernel and model speed on this machine: SGEMM at 2048³ on one thread and 4096³ on all threads, BF16
             weight GEMM at prefill shapes, the decode GEMV's memory bandwidth, XᵀX and Cholesky at GPTQ sizes, and
-            prefill/decode tokens/s of a random-weight model of the SmolLM2-135M shape (window 2048). Each figure is the
-            best of repeated runs; another busy process on the machine lowers them.
+            prefill/decode tokens/s of a random-weight model of the SmolLM2-135M shape (window 2048): BF16, FP32, and its
+            layers RTN-quantized to INT4, MXFP4 and NVFP4, each decoded with the BF16 LM head and again with an INT8
+            one, against the bound set by the memory bandwidth. Each figure is the best of repeated runs; another busy
+            process on the machine lowers them.
             """) { json, quick };
         command.SetAction(parse => console.Guard(parse, () => Run(console, parse.GetValue(json), parse.GetValue(quick))));
         return command;
