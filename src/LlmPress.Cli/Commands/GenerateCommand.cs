@@ -30,7 +30,7 @@ internal static class GenerateCommand
     {
         var option = new Option<string>("--kv-cache")
         {
-            Description = "How the KV cache stores keys and values: f32 (default; decode matches a full forward pass bit for bit) or bf16 "
+            Description = "How the KV cache stores keys and values: f32 (default; keys and values kept exactly as computed) or bf16 "
                 + "(half the memory, and half the bytes each decode step reads from the cache, which dominate at long contexts; "
                 + "keys and values rounded once, as engines that keep the cache in the model's 16-bit dtype do).",
             DefaultValueFactory = _ => "f32",

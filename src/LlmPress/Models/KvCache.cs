@@ -21,7 +21,7 @@ public sealed class KvCache
 
     /// <param name="config">The model (layers, KV heads, head width).</param>
     /// <param name="capacity">Positions the cache holds.</param>
-    /// <param name="storage">F32 (the default: decode matches prefill bit for bit) or BF16 (half the memory and half
+    /// <param name="storage">F32 (the default: keys and values kept exactly as computed) or BF16 (half the memory and half
     /// the bytes a decode step reads from the cache; keys and values rounded to nearest even once, when written).</param>
     public KvCache(ModelConfig config, int capacity, DType storage = DType.F32)
     {
