@@ -84,10 +84,10 @@ internal static unsafe class Int8WeightGemv
                 }
                 if (pf != null)
                     for (nint o = (full + 3) / 4 * 256; o < 4 * rowBytes; o += 64) Sse.Prefetch1(pf + o);
-                y[r] = Tail(w, x, r, full * 16, Vector512.Sum(t0));
-                y[r + 1] = Tail(w, x, r + 1, full * 16, Vector512.Sum(t1));
-                y[r + 2] = Tail(w, x, r + 2, full * 16, Vector512.Sum(t2));
-                y[r + 3] = Tail(w, x, r + 3, full * 16, Vector512.Sum(t3));
+                y[r] = QuantizedGemv.Tail(w, x, r, full * 16, Vector512.Sum(t0));
+                y[r + 1] = QuantizedGemv.Tail(w, x, r + 1, full * 16, Vector512.Sum(t1));
+                y[r + 2] = QuantizedGemv.Tail(w, x, r + 2, full * 16, Vector512.Sum(t2));
+                y[r + 3] = QuantizedGemv.Tail(w, x, r + 3, full * 16, Vector512.Sum(t3));
             }
             for (; r < r1; r++)
             {
@@ -103,7 +103,7 @@ internal static unsafe class Int8WeightGemv
                         a = Avx512F.FusedMultiplyAdd(Widen(p + c * 16), Vector512.Load(x + c * 16), a);
                     t = CloseGroup(a, Vector512.Load(sums + g * 16), s, z, g, t);
                 }
-                y[r] = Tail(w, x, r, full * 16, Vector512.Sum(t));
+                y[r] = QuantizedGemv.Tail(w, x, r, full * 16, Vector512.Sum(t));
             }
         }
     }
@@ -120,12 +120,5 @@ internal static unsafe class Int8WeightGemv
     {
         if (rowZeros != null) products = Avx512F.FusedMultiplyAddNegated(Vector512.Create(rowZeros[g]), groupSum, products);
         return Avx512F.FusedMultiplyAdd(products, Vector512.Create(rowScales[g]), t);
-    }
-
-    // sum + Σ x[col]·W[r, col] over the columns past the last full chunk (scalar decoder), in column order.
-    private static float Tail(QuantizedMatrix w, float* x, int r, int from, float sum)
-    {
-        for (int col = from; col < w.Cols; col++) sum += x[col] * w[r, col];
-        return sum;
     }
 }

@@ -445,7 +445,7 @@ internal static unsafe class QuantizedGemv
     }
 
     // sum + Σ x[col]·W[r, col] over the columns past the last full chunk (scalar decoder), added in column order.
-    private static float Tail(QuantizedMatrix w, float* x, int r, int from, float sum)
+    internal static float Tail(QuantizedMatrix w, float* x, int r, int from, float sum)
     {
         for (int col = from; col < w.Cols; col++) sum += x[col] * w[r, col];
         return sum;
