@@ -69,35 +69,8 @@ public static class QuantizationPipeline
         if (options.LmHeadFormatFor(head.InFeatures) is not { } format) return null;
         long start = Stopwatch.GetTimestamp();
         var stored = head.Weight; // [vocab, hidden]
-        float[] weight = stored.ToFloatArray();
-        PackedWeight packed;
-        float[] dequantized;
-        try
-        {
-            if (hessian is not null && options.UsesGptq)
-            {
-                var gptq = Gptq.Quantize(weight, stored.Rows, stored.Cols, hessian, format, new GptqOptions
-                {
-                    ActOrder = options.EffectiveActOrder,
-                    DampPercent = options.DampPercent,
-                    ScaleSearch = options.LmHeadScaleSearch,
-                    LayerName = ModelConfig.LmHeadModule,
-                });
-                packed = gptq.Packed;
-                dequantized = gptq.Dequantized;
-            }
-            else
-            {
-                packed = format.Quantize(weight, stored.Rows, stored.Cols, options.LmHeadScaleSearch);
-                dequantized = packed.Dequantize();
-            }
-        }
-        catch (ArgumentException e) when (!e.Message.Contains(ModelConfig.LmHeadModule, StringComparison.Ordinal))
-        {
-            throw new ArgumentException($"{ModelConfig.LmHeadModule}: {e.Message}", e);
-        }
-        double error = LayerError.RelativeWeightError(weight, dequantized);
-        double? outputError = hessian is null ? null : LayerError.RelativeOutputError(weight, dequantized, stored.Rows, stored.Cols, hessian);
+        var (packed, _, error, outputError) = QuantizeStep.Quantize(ModelConfig.LmHeadModule, stored.ToFloatArray(), stored.Rows, stored.Cols,
+            hessian, format, options, options.LmHeadScaleSearch, nvfp4GlobalScale: null);
         // A tied head had no bytes of its own: its packed tensors are added (QuantizationPlan counts it the same way).
         long before = model.Config.TieWordEmbeddings ? 0 : stored.Data.Length;
         var report = new LayerReport(ModelConfig.LmHeadModule, stored.Rows, stored.Cols, packed.Format.Name, packed.BitsPerWeight, error, outputError,

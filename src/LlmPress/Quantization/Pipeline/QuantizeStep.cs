@@ -41,38 +41,8 @@ internal sealed class QuantizeStep(QuantizeOptions options) : ILinearStep
         var start = Stopwatch.GetTimestamp();
         var original = linear.Weight;
         int rows = original.Rows, cols = original.Cols;
-        float[] weight = original.ToFloatArray();
-        PackedWeight packed;
-        float[] dequantized;
-        try
-        {
-            if (options.UsesGptq)
-            {
-                var gptq = Gptq.Quantize(weight, rows, cols, hessian!, format, new GptqOptions
-                {
-                    ActOrder = options.EffectiveActOrder,
-                    DampPercent = options.DampPercent,
-                    ScaleSearch = options.EffectiveScaleSearch,
-                    Nvfp4GlobalScale = nvfp4GlobalScale,
-                    LayerName = linear.Name,
-                });
-                packed = gptq.Packed;
-                dequantized = gptq.Dequantized;
-            }
-            else
-            {
-                packed = nvfp4GlobalScale is float g
-                    ? Nvfp4Format.Quantize(format, weight, rows, cols, g, options.EffectiveScaleSearch)
-                    : format.Quantize(weight, rows, cols, options.EffectiveScaleSearch);
-                dequantized = packed.Dequantize();
-            }
-        }
-        catch (ArgumentException e) when (!e.Message.Contains(linear.Name, StringComparison.Ordinal))
-        {
-            throw new ArgumentException($"{linear.Name}: {e.Message}", e);
-        }
-        double weightError = LayerError.RelativeWeightError(weight, dequantized);
-        double? outputError = hessian is null ? null : LayerError.RelativeOutputError(weight, dequantized, rows, cols, hessian);
+        var (packed, dequantized, weightError, outputError) = Quantize(linear.Name, original.ToFloatArray(), rows, cols, hessian, format, options,
+            options.EffectiveScaleSearch, nvfp4GlobalScale);
         if (format.RotationBlockSize is int b)
             linear.SetRotatedWeight(WeightView.FromFloats(packed.DequantizeStored(), rows, packed.StoredColumns), b);
         else
@@ -81,6 +51,50 @@ internal sealed class QuantizeStep(QuantizeOptions options) : ILinearStep
         var report = new LayerReport(linear.Name, rows, cols, packed.Format.Name, packed.BitsPerWeight, weightError, outputError,
             seconds, original.Data.Length, packed.StorageBytes);
         return (packed, report);
+    }
+
+    /// <summary>
+    /// weight [rows, cols] in <paramref name="format"/>: by GPTQ on <paramref name="hessian"/> when the method runs GPTQ
+    /// and a Hessian is given, else rounded to nearest (NVFP4 with <paramref name="nvfp4GlobalScale"/> when given); with
+    /// the dequantized weight in the original basis and the relative weight and output errors (the latter null without
+    /// a Hessian). Shared by the decoder linears and the lm_head (<see cref="QuantizationPipeline.QuantizeHead"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">The weight cannot be quantized; the message names <paramref name="name"/>.</exception>
+    internal static (PackedWeight Packed, float[] Dequantized, double WeightError, double? OutputError) Quantize(string name, float[] weight,
+        int rows, int cols, float[]? hessian, QuantFormat format, QuantizeOptions options, ScaleSearch scaleSearch, float? nvfp4GlobalScale)
+    {
+        PackedWeight packed;
+        float[] dequantized;
+        try
+        {
+            if (options.UsesGptq && hessian is not null)
+            {
+                var gptq = Gptq.Quantize(weight, rows, cols, hessian, format, new GptqOptions
+                {
+                    ActOrder = options.EffectiveActOrder,
+                    DampPercent = options.DampPercent,
+                    ScaleSearch = scaleSearch,
+                    Nvfp4GlobalScale = nvfp4GlobalScale,
+                    LayerName = name,
+                });
+                packed = gptq.Packed;
+                dequantized = gptq.Dequantized;
+            }
+            else
+            {
+                packed = nvfp4GlobalScale is float g
+                    ? Nvfp4Format.Quantize(format, weight, rows, cols, g, scaleSearch)
+                    : format.Quantize(weight, rows, cols, scaleSearch);
+                dequantized = packed.Dequantize();
+            }
+        }
+        catch (ArgumentException e) when (!e.Message.Contains(name, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"{name}: {e.Message}", e);
+        }
+        double weightError = LayerError.RelativeWeightError(weight, dequantized);
+        double? outputError = hessian is null ? null : LayerError.RelativeOutputError(weight, dequantized, rows, cols, hessian);
+        return (packed, dequantized, weightError, outputError);
     }
 
     /// <summary>
