@@ -21,15 +21,7 @@ public static class PackedModel
         long bytes = 0;
         foreach (var layer in model.Layers)
             foreach (var linear in layer.Linears)
-            {
-                var fitted = format.FitRotationTo(linear.InFeatures);
-                var w = linear.Weight;
-                var packed = fitted.Quantize(w.ToFloatArray(), w.Rows, w.Cols);
-                var matrix = KernelMatrix.TryCreate(packed)
-                    ?? throw new ArgumentException($"{linear.Name}: the packed kernels do not run {fitted.Name} ([{w.Rows}, {w.Cols}]).");
-                linear.SetQuantizedWeight(matrix, fitted.RotationBlockSize);
-                bytes += matrix.MemoryBytes;
-            }
+                bytes += Pack(linear, format);
         return bytes;
     }
 
@@ -42,12 +34,17 @@ public static class PackedModel
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(format);
-        var head = model.LmHead;
-        var fitted = format.FitRotationTo(head.InFeatures);
-        var w = head.Weight;
+        return Pack(model.LmHead, format);
+    }
+
+    // linear's weight rounded to format (fitted to its width) and run from the packed kernels; returns the packed bytes.
+    private static long Pack(LinearLayer linear, QuantFormat format)
+    {
+        var fitted = format.FitRotationTo(linear.InFeatures);
+        var w = linear.Weight;
         var matrix = KernelMatrix.TryCreate(fitted.Quantize(w.ToFloatArray(), w.Rows, w.Cols))
-            ?? throw new ArgumentException($"{head.Name}: the packed kernels do not run {fitted.Name} ([{w.Rows}, {w.Cols}]).");
-        head.SetQuantizedWeight(matrix, fitted.RotationBlockSize);
+            ?? throw new ArgumentException($"{linear.Name}: the packed kernels do not run {fitted.Name} ([{w.Rows}, {w.Cols}]).");
+        linear.SetQuantizedWeight(matrix, fitted.RotationBlockSize);
         return matrix.MemoryBytes;
     }
 }
