@@ -35,12 +35,18 @@ public class GoldenLogitsTests
     public void DecodingTokenByTokenWithKvCacheMatchesReference(string name)
     {
         var (ids, expected) = ReadGolden(name);
+        AssertClose(expected, DecodeTokenByToken(name, ids, LlmPress.Numerics.DType.F32), name);
+    }
+
+    // Logits [ids, vocab] from a 5-token prefill, then one token at a time (cache writes at non-zero offsets), with the
+    // KV cache stored as kvCacheType.
+    private static float[] DecodeTokenByToken(string name, int[] ids, LlmPress.Numerics.DType kvCacheType)
+    {
         using var model = LlamaModel.Load(SharedData.Require("models", name));
         int vocab = model.Config.VocabSize, d = model.Config.HiddenSize;
-        var cache = new KvCache(model.Config, ids.Length);
+        var cache = new KvCache(model.Config, ids.Length, kvCacheType);
         var scratch = new ForwardScratch(model.Config);
         var actual = new float[ids.Length * vocab];
-        // A 5-token prefill, then one token at a time: exercises cache writes at non-zero offsets.
         int prefill = Math.Min(5, ids.Length);
         var normed = model.ForwardHidden(ids.AsSpan(0, prefill), scratch, cache);
         model.ComputeLogits(normed, prefill, actual);
@@ -49,7 +55,7 @@ public class GoldenLogitsTests
             normed = model.ForwardHidden(ids.AsSpan(t, 1), scratch, cache);
             model.ComputeLogits(normed[..d], 1, actual.AsSpan(t * vocab, vocab));
         }
-        AssertClose(expected, actual, name);
+        return actual;
     }
 
     [Theory]
@@ -61,20 +67,7 @@ public class GoldenLogitsTests
         // on the tiny models and 0.58% on stories260K. 2% holds them with margin, while a wrong row, head or position
         // (errors of the order of the logits themselves) fails it.
         var (ids, expected) = ReadGolden(name);
-        using var model = LlamaModel.Load(SharedData.Require("models", name));
-        int vocab = model.Config.VocabSize, d = model.Config.HiddenSize;
-        var cache = new KvCache(model.Config, ids.Length, LlmPress.Numerics.DType.BF16);
-        var scratch = new ForwardScratch(model.Config);
-        var actual = new float[ids.Length * vocab];
-        int prefill = Math.Min(5, ids.Length);
-        var normed = model.ForwardHidden(ids.AsSpan(0, prefill), scratch, cache);
-        model.ComputeLogits(normed, prefill, actual);
-        for (int t = prefill; t < ids.Length; t++)
-        {
-            normed = model.ForwardHidden(ids.AsSpan(t, 1), scratch, cache);
-            model.ComputeLogits(normed[..d], 1, actual.AsSpan(t * vocab, vocab));
-        }
-        AssertClose(expected, actual, name, 2e-2f);
+        AssertClose(expected, DecodeTokenByToken(name, ids, LlmPress.Numerics.DType.BF16), name, 2e-2f);
     }
 
     private static void AssertClose(float[] expected, float[] actual, string name, float relative = 1e-4f)
