@@ -146,7 +146,7 @@ public sealed class LinearLayer
     {
         x = x[..(tokenCount * InFeatures)];
         y = y[..(tokenCount * OutFeatures)];
-        if (InputRotationBlockSize is int b) ForwardRotated(x, tokenCount, b, y);
+        if (InputRotationBlockSize is not null) ForwardRotated(x, tokenCount, y);
         else Multiply(x, tokenCount, y);
         if (Bias is { } bias)
             for (int t = 0; t < tokenCount; t++)
@@ -162,28 +162,37 @@ public sealed class LinearLayer
         else Gemm.MultiplyByWeight(x, tokenCount, _weight, y);
     }
 
-    private void ForwardRotated(ReadOnlySpan<float> x, int tokenCount, int blockSize, Span<float> y)
+    private void ForwardRotated(ReadOnlySpan<float> x, int tokenCount, Span<float> y)
     {
-        int cols = WeightColumns;
-        float[] buffer = ArrayPool<float>.Shared.Rent(tokenCount * cols);
+        float[] buffer = ArrayPool<float>.Shared.Rent(tokenCount * WeightColumns);
         try
         {
-            // rotated: [tokenCount, cols], each row zero-padded and transformed block by block (the blocks of all rows
-            // are consecutive runs of blockSize values, so one batched transform covers them).
-            var rotated = buffer.AsSpan(0, tokenCount * cols);
-            for (int t = 0; t < tokenCount; t++)
-            {
-                var row = rotated.Slice(t * cols, cols);
-                x.Slice(t * InFeatures, InFeatures).CopyTo(row);
-                row[InFeatures..].Clear();
-            }
-            HadamardTransform.Transform(rotated, blockSize, normalize: true);
+            var rotated = buffer.AsSpan(0, tokenCount * WeightColumns);
+            RotateInputs(x, tokenCount, rotated);
             Multiply(rotated, tokenCount, y);
         }
         finally
         {
             ArrayPool<float>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>
+    /// x: [tokenCount, InFeatures] → rotated: [tokenCount, WeightColumns], each row zero-padded and transformed block
+    /// by block, as the layer rotates its inputs (<see cref="InputRotationBlockSize"/> must be set).
+    /// </summary>
+    internal void RotateInputs(ReadOnlySpan<float> x, int tokenCount, Span<float> rotated)
+    {
+        int cols = WeightColumns, blockSize = InputRotationBlockSize ?? throw new InvalidOperationException($"{Name} has no input rotation.");
+        rotated = rotated[..(tokenCount * cols)];
+        for (int t = 0; t < tokenCount; t++)
+        {
+            var row = rotated.Slice(t * cols, cols);
+            x.Slice(t * InFeatures, InFeatures).CopyTo(row);
+            row[InFeatures..].Clear();
+        }
+        // The blocks of all rows are consecutive runs of blockSize values, so one batched transform covers them.
+        HadamardTransform.Transform(rotated, blockSize, normalize: true);
     }
 
     private int PaddedColumns(int blockSize) => checked((InFeatures + blockSize - 1) / blockSize * blockSize);

@@ -31,20 +31,14 @@ internal static class SharedInputProjection
             if (packed[j] is null) weights[j] = layers[j].Weight;
         }
         x = x[..(tokenCount * inFeatures)];
-        if (first.InputRotationBlockSize is int block)
+        if (first.InputRotationBlockSize is not null)
         {
             // As LinearLayer.Forward does for each layer: zero-pad every row to cols and rotate, here once for all.
             float[] buffer = ArrayPool<float>.Shared.Rent(tokenCount * cols);
             try
             {
                 var rotated = buffer.AsSpan(0, tokenCount * cols);
-                for (int t = 0; t < tokenCount; t++)
-                {
-                    var row = rotated.Slice(t * cols, cols);
-                    x.Slice(t * inFeatures, inFeatures).CopyTo(row);
-                    row[inFeatures..].Clear();
-                }
-                HadamardTransform.Transform(rotated, block, normalize: true);
+                first.RotateInputs(x, tokenCount, rotated);
                 SharedInputGemv.Run(rotated, tokenCount, cols, packed[..layers.Length], weights[..layers.Length], outputs, parallel: true,
                     DecodeActivations.AppliesTo(tokenCount));
             }
