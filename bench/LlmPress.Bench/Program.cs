@@ -14,6 +14,8 @@ using LlmPress.Numerics;
 //        ... -- decode-nll MODEL_DIR TEXT [tokens] [window] [int8|bf16-kv] (teacher-forced decode: int8 activations or a BF16 KV cache vs exact, PPL/KL/top-1)
 //        ... -- decode-tps [threads] [runs] [prompt] [f32|bf16] (decode tokens/s per weight form + per-token min/p10/p50 after the prompt; KV cache type)
 //        ... -- int8-kernel                                 (Int8DotGemv alone, L2-resident, 1 thread: ns per row·128 columns)
+//        ... -- int8-shapes 576x576,576x1536 [rounds]       (Int8Activation.Quantize ns per call; Int8DotGemv per shape, INT4 g128, L2, 1 thread)
+//        ... -- hot-scaling                                 (Int8DotGemv on 1 vs 2 threads, each on its own L2-resident matrix: do the cores scale?)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] [headDim] | handoff      (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
@@ -143,6 +145,16 @@ if (what == "tune")
 if (what == "prefill-profile")
 {
     LlmPress.Bench.PrefillProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 3);
+    return 0;
+}
+if (what == "hot-scaling")
+{
+    LlmPress.Bench.HotScaling.Run();
+    return 0;
+}
+if (what == "int8-shapes")
+{
+    LlmPress.Bench.Int8ShapeProbe.Run(args[1].Split(','), args.Length > 2 ? int.Parse(args[2]) : 200);
     return 0;
 }
 if (what == "decode-stages")

@@ -42,7 +42,7 @@ public class Int8DotGemvTests
     public void ActivationQuantizationMatchesTheScalarDefinition()
     {
         if (!Int8DotGemv.IsSupported) Assert.Skip("needs AVX-512 BW");
-        foreach (int k in new[] { 5, 32, 45, 128, 200, 576 })
+        foreach (int k in new[] { 5, 32, 45, 128, 200, 512, 576, 1536 })
         {
             var x = RandomActivation(k, k);
             if (k >= 128)
@@ -50,6 +50,12 @@ public class Int8DotGemvTests
                 x[40] = float.NaN;                                            // block 1: NaN
                 for (int c = 64; c < 96; c++) x[c] = 1e-32f * (c - 80);       // block 2: below the tiny-block threshold
                 for (int c = 96; c < 128; c++) x[c] = 0f;                     // block 3: all zero
+            }
+            if (k >= 512)
+            {
+                // The same cases in chunks quantized whole, four blocks side by side: ∞ in chunk 2, a tiny block in chunk 3.
+                x[300] = float.PositiveInfinity;
+                for (int c = 416; c < 448; c++) x[c] = 1e-33f * (c - 430);
             }
             var (values, scales) = Int8DotGemvReference.QuantizeActivation(x);
             unsafe
@@ -64,6 +70,13 @@ public class Int8DotGemvTests
                         // Chunk layout: 64 even columns, then 64 odd columns; zero past k.
                         int chunk = c / 128, j = c % 128, col = chunk * 128 + (j < 64 ? 2 * j : 2 * (j - 64) + 1);
                         Assert.Equal(col < k ? values[col] : 0, a.Codes[c]);
+                    }
+                    for (int lane = 0; lane < 16 * a.Chunks; lane++)
+                    {
+                        // Lane L of chunk c carries the scale of block 4c + L/4 (zero past the last block).
+                        int block = 4 * (lane / 16) + lane % 16 / 4;
+                        float expected = block < scales.Length ? scales[block] : 0f;
+                        Assert.True(expected.Equals(a.LaneScales[lane]), $"k {k}, lane {lane}: {a.LaneScales[lane]} vs {expected}");
                     }
                     for (int half = 0; half < 8 * a.Chunks; half++)
                     {

@@ -76,6 +76,7 @@ internal sealed unsafe class Int8Activation
         float* padded = stackalloc float[32];
         for (int c = 0; c < chunks; c++)
         {
+            if (128 * (c + 1) <= k && TryFillWholeChunk(x + 128 * c, c, natural)) continue;
             for (int j = 0; j < 4; j++)
             {
                 int b = 4 * c + j, col = 32 * b;
@@ -107,6 +108,88 @@ internal sealed unsafe class Int8Activation
                 HalfBlockSums[8 * c + half] = b < blocks ? BlockScales[b] * sum : 0f;
             }
         }
+    }
+
+    /// <summary>
+    /// Chunk c from x[128] (all inside the row; natural: a 128-byte scratch) when its four blocks are finite and none is tiny: the same values as the
+    /// per-block path (the same products and roundings, the sums exact in integers), with the four blocks' reductions,
+    /// divisions and sums done side by side instead of one block at a time. False (nothing written) otherwise.
+    /// </summary>
+    /// <remarks>Why: quantizing runs on the calling thread before each decode GEMV; one block at a time it took ~0.9 µs for 576 columns.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryFillWholeChunk(float* x, int c, sbyte* natural)
+    {
+        var v0 = Vector512.Load(x); var v1 = Vector512.Load(x + 16);
+        var v2 = Vector512.Load(x + 32); var v3 = Vector512.Load(x + 48);
+        var v4 = Vector512.Load(x + 64); var v5 = Vector512.Load(x + 80);
+        var v6 = Vector512.Load(x + 96); var v7 = Vector512.Load(x + 112);
+        // v·0 is 0 for finite v and NaN for NaN and ±∞.
+        var nonFinite = (v0 * 0f + v1 * 0f) + (v2 * 0f + v3 * 0f) + (v4 * 0f + v5 * 0f) + (v6 * 0f + v7 * 0f);
+        if (!Vector512.EqualsAll(nonFinite, nonFinite)) return false;
+        // amax[j] = max|x| over block j, in lanes 0–3.
+        var amax = Max4(BlockMax(v0, v1), BlockMax(v2, v3), BlockMax(v4, v5), BlockMax(v6, v7));
+        if (!Vector128.GreaterThanOrEqualAll(amax, Vector128.Create(TinyBlock))) return false;
+        var inverse = Vector128.Create(127f) / amax;
+        var scale = amax / Vector128.Create(127f);
+        // vcvtps2dq rounds to nearest even (the default MXCSR mode), as the per-block path does; |x · inverse| ≤ 127.
+        var i0 = Vector512.Create(inverse.GetElement(0)); var i1 = Vector512.Create(inverse.GetElement(1));
+        var i2 = Vector512.Create(inverse.GetElement(2)); var i3 = Vector512.Create(inverse.GetElement(3));
+        var q0 = Avx512F.ConvertToVector512Int32(v0 * i0); var q1 = Avx512F.ConvertToVector512Int32(v1 * i0);
+        var q2 = Avx512F.ConvertToVector512Int32(v2 * i1); var q3 = Avx512F.ConvertToVector512Int32(v3 * i1);
+        var q4 = Avx512F.ConvertToVector512Int32(v4 * i2); var q5 = Avx512F.ConvertToVector512Int32(v5 * i2);
+        var q6 = Avx512F.ConvertToVector512Int32(v6 * i3); var q7 = Avx512F.ConvertToVector512Int32(v7 * i3);
+        Avx512F.ConvertToVector128SByte(q0).Store(natural); Avx512F.ConvertToVector128SByte(q1).Store(natural + 16);
+        Avx512F.ConvertToVector128SByte(q2).Store(natural + 32); Avx512F.ConvertToVector128SByte(q3).Store(natural + 48);
+        Avx512F.ConvertToVector128SByte(q4).Store(natural + 64); Avx512F.ConvertToVector128SByte(q5).Store(natural + 80);
+        Avx512F.ConvertToVector128SByte(q6).Store(natural + 96); Avx512F.ConvertToVector128SByte(q7).Store(natural + 112);
+        SplitEvenOdd(natural, Codes + 128 * c);
+        scale.Store(BlockScales + 4 * c);
+        var wide = scale.ToVector256Unsafe().ToVector512Unsafe();
+        Avx512F.PermuteVar16x32(wide, Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)).Store(LaneScales + 16 * c);
+        // Half block h is q_h (16 columns): its integer sum, times its block's scale.
+        var sums = Sum8(q0, q1, q2, q3, q4, q5, q6, q7);
+        var halfScales = Avx2.PermuteVar8x32(scale.ToVector256Unsafe(), Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3));
+        (Avx.ConvertToVector256Single(sums) * halfScales).Store(HalfBlockSums + 8 * c);
+        return true;
+    }
+
+    // max(|a|, |b|) folded to 4 lanes (the block's max is the max of those 4).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> BlockMax(Vector512<float> a, Vector512<float> b)
+    {
+        var m = Avx512F.Max(Vector512.Abs(a), Vector512.Abs(b));
+        var m8 = Avx.Max(m.GetLower(), m.GetUpper());
+        return Sse.Max(m8.GetLower(), m8.GetUpper());
+    }
+
+    // [max of a, max of b, max of c, max of d] from four 4-lane vectors (a 4×4 transpose, then lane-wise max).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Max4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float> d)
+    {
+        var ab0 = Sse.UnpackLow(a, b);   // a0 b0 a1 b1
+        var ab1 = Sse.UnpackHigh(a, b);  // a2 b2 a3 b3
+        var cd0 = Sse.UnpackLow(c, d);
+        var cd1 = Sse.UnpackHigh(c, d);
+        var r0 = Sse.MoveLowToHigh(ab0, cd0);   // a0 b0 c0 d0
+        var r1 = Sse.MoveHighToLow(cd0, ab0);   // a1 b1 c1 d1
+        var r2 = Sse.MoveLowToHigh(ab1, cd1);   // a2 b2 c2 d2
+        var r3 = Sse.MoveHighToLow(cd1, ab1);   // a3 b3 c3 d3
+        return Sse.Max(Sse.Max(r0, r1), Sse.Max(r2, r3));
+    }
+
+    // [Σa, Σb, …, Σh] over the 16 lanes of each (exact: |values| ≤ 127).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Sum8(Vector512<int> a, Vector512<int> b, Vector512<int> c, Vector512<int> d,
+        Vector512<int> e, Vector512<int> f, Vector512<int> g, Vector512<int> h)
+    {
+        static Vector256<int> Fold(Vector512<int> v) => v.GetLower() + v.GetUpper();
+        var ab = Avx2.HorizontalAdd(Fold(a), Fold(b));
+        var cd = Avx2.HorizontalAdd(Fold(c), Fold(d));
+        var ef = Avx2.HorizontalAdd(Fold(e), Fold(f));
+        var gh = Avx2.HorizontalAdd(Fold(g), Fold(h));
+        var abcd = Avx2.HorizontalAdd(ab, cd); // per 128-bit half: [a, b, c, d] partial sums
+        var efgh = Avx2.HorizontalAdd(ef, gh);
+        return Vector256.Create(abcd.GetLower() + abcd.GetUpper(), efgh.GetLower() + efgh.GetUpper());
     }
 
     // 32 floats → 32 int8 (column order); returns their scale.
