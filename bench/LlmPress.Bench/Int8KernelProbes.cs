@@ -12,15 +12,18 @@ namespace LlmPress.Bench;
 /// </summary>
 internal static unsafe class Int8ShapeProbe
 {
+    /// <summary>A random [rows, cols] matrix as the kernel runs it: INT4 with zero points, groups of 128.</summary>
+    internal static QuantizedMatrix RandomInt4(Random rng, int rows, int cols) =>
+        KernelMatrix.TryCreate(QuantFormat.Int(4, 128).Quantize(KernelBenchmark.Random(rng, (long)rows * cols), rows, cols))!;
+
     public static void Run(string[] shapes, int rounds)
     {
         var rng = new Random(5);
         var mats = new List<(string Shape, QuantizedMatrix Matrix)>();
         foreach (var s in shapes)
         {
-            var p = s.Split('x'); int rows = int.Parse(p[0]), cols = int.Parse(p[1]);
-            var w = new float[rows * cols]; for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() - 0.5);
-            mats.Add((s, KernelMatrix.TryCreate(QuantFormat.Int(4, 128).Quantize(w, rows, cols))!));
+            var p = s.Split('x');
+            mats.Add((s, RandomInt4(rng, int.Parse(p[0]), int.Parse(p[1]))));
         }
         var best = new double[mats.Count]; Array.Fill(best, double.MaxValue);
         var x = new float[8192]; for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
@@ -64,8 +67,7 @@ internal static unsafe class HotScaling
     public static void Run()
     {
         var rng = new Random(5);
-        QuantizedMatrix Make() { var w = new float[576 * 1536]; for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() - 0.5); return KernelMatrix.TryCreate(QuantFormat.Int(4, 128).Quantize(w, 576, 1536))!; }
-        var m = new[] { Make(), Make() };
+        var m = new[] { Int8ShapeProbe.RandomInt4(rng, 576, 1536), Int8ShapeProbe.RandomInt4(rng, 576, 1536) };
         for (int rep = 0; rep < 6; rep++)
             foreach (int threads in new[] { 1, 2 })
             {
@@ -92,9 +94,84 @@ internal static unsafe class HotScaling
                     ts[t].Start();
                 }
                 foreach (var th in ts) th.Join();
-                double rowChunks = 2000.0 * 576 * 12 * threads;
+                double rowChunks = 2000.0 * m[0].Rows * (m[0].Cols / 128) * threads;
                 Console.Write($"{threads}T: {el.Max() / rowChunks:F3} ns per row·128 aggregate ({rowChunks * 64 / el.Max():F1} GB/s)   ");
                 if (threads == 2) Console.WriteLine();
             }
+    }
+}
+
+/// <summary>
+/// The kernel streaming from DRAM against a plain read of the same bytes: 1 and then 2 threads, each running
+/// single-threaded decode GEMVs (int8 activations, no hand-off) over its own 30 layers of SmolLM2-135M-shaped INT4
+/// gate/up/down (~42 MB, beyond L3), or summing an array of that size (TensorPrimitives.Sum); best of 20 passes,
+/// aggregate GB/s. Usage: ... -- dram-scaling
+/// </summary>
+internal static unsafe class DramScaling
+{
+    public static void Run()
+    {
+        const int Layers = 30, D = 576, Ff = 1536;
+        var rng = new Random(5);
+        var sets = new QuantizedMatrix[2][];
+        for (int s = 0; s < 2; s++)
+        {
+            sets[s] = new QuantizedMatrix[3 * Layers];
+            for (int l = 0; l < Layers; l++)
+            {
+                sets[s][3 * l] = Int8ShapeProbe.RandomInt4(rng, Ff, D);
+                sets[s][3 * l + 1] = Int8ShapeProbe.RandomInt4(rng, Ff, D);
+                sets[s][3 * l + 2] = Int8ShapeProbe.RandomInt4(rng, D, Ff);
+            }
+        }
+        long bytes = 0;
+        foreach (var w in sets[0]) bytes += w.MemoryBytes;
+        var arrays = new[] { new float[bytes / sizeof(float)], new float[bytes / sizeof(float)] };
+        foreach (var a in arrays) a.AsSpan().Fill(1f);
+        void Gemvs(int s)
+        {
+            var x = new float[Ff];
+            for (int i = 0; i < Ff; i++) x[i] = MathF.Sin(i);
+            var y = new float[Ff];
+            fixed (float* px = x, py = y)
+                foreach (var w in sets[s]) QuantizedGemv.Run(w, px, 1, py, parallel: false, int8Activations: true);
+        }
+        void Sum(int s) => System.Numerics.Tensors.TensorPrimitives.Sum(arrays[s]);
+        Console.WriteLine($"{bytes / 1e6:F1} MB per thread");
+        for (int rep = 0; rep < 3; rep++)
+            foreach (var (name, pass) in new (string, Action<int>)[] { ("int8 GEMVs", Gemvs), ("plain sum", Sum) })
+            {
+                Console.Write($"{name,-10}");
+                foreach (int threads in new[] { 1, 2 })
+                    Console.Write($"  {threads}T {threads * bytes / BestSeconds(threads, pass) / 1e9,5:F1} GB/s");
+                Console.WriteLine();
+            }
+    }
+
+    // Best of 20: the slowest thread's time when `threads` threads start together, each on its own data.
+    private static double BestSeconds(int threads, Action<int> pass)
+    {
+        double best = double.MaxValue;
+        for (int k = 0; k < 20; k++)
+        {
+            using var barrier = new Barrier(threads);
+            var elapsed = new double[threads];
+            var workers = new Thread[threads];
+            for (int t = 0; t < threads; t++)
+            {
+                int index = t;
+                workers[t] = new Thread(() =>
+                {
+                    barrier.SignalAndWait();
+                    long t0 = Stopwatch.GetTimestamp();
+                    pass(index);
+                    elapsed[index] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                });
+                workers[t].Start();
+            }
+            foreach (var worker in workers) worker.Join();
+            best = Math.Min(best, elapsed.Max());
+        }
+        return best;
     }
 }

@@ -16,6 +16,7 @@ using LlmPress.Numerics;
 //        ... -- int8-kernel                                 (Int8DotGemv alone, L2-resident, 1 thread: ns per row·128 columns)
 //        ... -- int8-shapes 576x576,576x1536 [rounds]       (Int8Activation.Quantize ns per call; Int8DotGemv per shape, INT4 g128, L2, 1 thread)
 //        ... -- hot-scaling                                 (Int8DotGemv on 1 vs 2 threads, each on its own L2-resident matrix: do the cores scale?)
+//        ... -- dram-scaling                                (decode GEMVs from DRAM vs a plain sum of the same bytes, 1 and 2 threads, no hand-off)
 //        ... -- gemv [threads]                              (one decode GEMV per linear shape and form, µs and GB/s)
 //        ... -- attn-decode [keys] [headDim] | handoff      (decode attention µs/call; Parallel.For hand-off cost)
 //        ... -- prefill-window N | prefill-cpu N             (tokens/s as `llmpress bench`; 1-thread CPU s per window)
@@ -145,6 +146,11 @@ if (what == "tune")
 if (what == "prefill-profile")
 {
     LlmPress.Bench.PrefillProfile.Run(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 3);
+    return 0;
+}
+if (what == "dram-scaling")
+{
+    LlmPress.Bench.DramScaling.Run();
     return 0;
 }
 if (what == "hot-scaling")
