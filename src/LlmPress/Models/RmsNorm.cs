@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace LlmPress.Models;
 
@@ -29,6 +30,8 @@ public sealed class RmsNorm(float[] weight, double eps)
         }
     }
 
+    // Fully optimized at once: every decode step calls it twice per layer (Tier0 code ran the first tokens slower).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ForwardRows(ReadOnlySpan<float> x, Span<float> y, int first, int count)
     {
         int d = Weight.Length;

@@ -24,6 +24,8 @@ public static class FastExp
     private const float C2 = 1f / 2, C3 = 1f / 6, C4 = 1f / 24, C5 = 1f / 120, C6 = 1f / 720, C7 = 1f / 5040;
 
     /// <summary>x[i] ← exp(x[i] − shift) for every element; returns Σ of the results (FP32, fixed order).</summary>
+    // Fully optimized at once: decode attention calls it per head and token (see CausalAttention.DecodeGroup).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float ExponentiateShiftedSum(Span<float> x, float shift)
     {
         ref float start = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -13,6 +14,8 @@ public static class SwiGlu
 {
     /// <summary>gate[i] ← gate[i] · up[i] / (1 + exp(−gate[i])) for i in [0, gate.Length).</summary>
     /// <exception cref="ArgumentException">up is shorter than gate.</exception>
+    // Fully optimized at once: every decode step calls it per layer (Tier0 code ran the first tokens slower).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Apply(Span<float> gate, ReadOnlySpan<float> up)
     {
         if (up.Length < gate.Length) throw new ArgumentException($"up has {up.Length} values but gate has {gate.Length}.", nameof(up));
