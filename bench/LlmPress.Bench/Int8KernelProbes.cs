@@ -175,3 +175,39 @@ internal static unsafe class DramScaling
         return best;
     }
 }
+
+/// <summary>
+/// The INT8 LM head's decode GEMV (49152 × 576, asymmetric INT8 g128, as `quantize --lm-head int8` writes it) with FP32
+/// activations (<see cref="Int8WeightGemv"/>) against int16 activations (<see cref="Int16DotGemv"/>), in alternating
+/// calls, hot (repeated) and from DRAM (a 64 MB sum between calls), on 1 and 2 threads: best of each.
+/// Usage: ... -- int8-head [rounds]
+/// </summary>
+internal static class Int8HeadProbe
+{
+    public static void Run(int rounds)
+    {
+        const int Rows = 49152, Cols = 576;
+        var w = KernelMatrix.TryCreate(QuantFormat.Int(8, 128).Quantize(KernelBenchmark.Random(new Random(5), (long)Rows * Cols), Rows, Cols))!;
+        var x = new float[Cols];
+        for (int i = 0; i < Cols; i++) x[i] = MathF.Sin(0.37f * i) * (1 + i % 7);
+        var y = new float[Rows];
+        var flush = new float[64 << 20 >> 2];
+        Console.WriteLine($"{Rows}×{Cols} INT8 g{w.GroupSize}, {w.Codes.Length / 1e6:F1} MB of codes");
+        foreach (bool cold in new[] { false, true })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                Parallelism.MaxThreads = threads;
+                var best = new[] { double.MaxValue, double.MaxValue };
+                for (int r = 0; r < (cold ? rounds : 4 * rounds); r++)
+                    for (int v = 0; v < 2; v++)
+                    {
+                        if (cold) System.Numerics.Tensors.TensorPrimitives.Sum(flush);
+                        long t0 = Stopwatch.GetTimestamp();
+                        Gemm.MultiplyByQuantized(x, 1, w, y, parallel: true, int8Activations: v == 1);
+                        best[v] = Math.Min(best[v], Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                    }
+                Console.WriteLine($"{(cold ? "DRAM" : "hot"),-4} {threads} thread(s): FP32 activations {best[0] * 1e6,7:F0} µs ({w.Codes.Length / best[0] / 1e9,4:F1} GB/s), "
+                    + $"int16 activations {best[1] * 1e6,7:F0} µs ({w.Codes.Length / best[1] / 1e9,4:F1} GB/s)");
+            }
+    }
+}

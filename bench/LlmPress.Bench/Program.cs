@@ -158,6 +158,11 @@ if (what == "hot-scaling")
     LlmPress.Bench.HotScaling.Run();
     return 0;
 }
+if (what == "int8-head")
+{
+    LlmPress.Bench.Int8HeadProbe.Run(args.Length > 1 ? int.Parse(args[1]) : 15);
+    return 0;
+}
 if (what == "int8-shapes")
 {
     LlmPress.Bench.Int8ShapeProbe.Run(args[1].Split(','), args.Length > 2 ? int.Parse(args[2]) : 200);

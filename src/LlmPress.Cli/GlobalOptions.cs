@@ -13,8 +13,9 @@ internal static class GlobalOptions
 
     public static readonly Option<bool> ExactDecode = new("--exact-decode")
     {
-        Description = "Decode steps (one token) with packed 4-bit weights (INT4, MXFP4, NVFP4) take the activations in exact FP32 "
-            + "instead of int8 per 32 columns (default: int8, ~2x faster decode on AVX-512; prompts, prefill and perplexity are always exact).",
+        Description = "Decode steps (one token) with packed weights take the activations in exact FP32 instead of quantized: int8 per "
+            + "32 columns for 4-bit weights (INT4, MXFP4, NVFP4; ~2x faster decode on AVX-512), int16 per 128 columns for INT8 (default: "
+            + "quantized; prompts, prefill and perplexity are always exact).",
         Recursive = true,
     };
 

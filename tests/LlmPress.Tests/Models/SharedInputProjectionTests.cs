@@ -25,7 +25,7 @@ public class SharedInputProjectionTests
     }
 
     /// <summary>The q/k/v-like layer sets the test runs: (name, layers).</summary>
-    public static TheoryData<string> Sets => new() { "int4", "fp4+int8", "bf16", "f32+bf16", "mixed", "rotated-int4", "rotated-bf16" };
+    public static TheoryData<string> Sets => new() { "int4", "fp4+int8", "int8", "bf16", "f32+bf16", "mixed", "rotated-int4", "rotated-bf16" };
 
     private static LinearLayer[] Build(string set, int inFeatures)
     {
@@ -40,6 +40,8 @@ public class SharedInputProjectionTests
         {
             "int4" => [Packed(0, 4, 32, false, inFeatures), Packed(1, 4, 32, false, inFeatures), Packed(2, 4, 32, false, inFeatures)],
             "fp4+int8" => [Packed(0, 4, 16, true, inFeatures), Packed(1, 8, 16, false, inFeatures), Packed(2, 4, 32, true, inFeatures)],
+            // INT8 the int16-activation kernel takes at decode: groups of 128, of 64 and one per row.
+            "int8" => [Packed(0, 8, 128, false, inFeatures), Packed(1, 8, 64, false, inFeatures), Packed(2, 8, inFeatures, false, inFeatures)],
             "bf16" => [Float(0, DType.BF16), Float(1, DType.BF16), Float(2, DType.BF16)],
             "f32+bf16" => [Float(0, DType.F32), Float(1, DType.BF16)],
             "mixed" => [Packed(0, 4, 32, false, inFeatures), Float(1, DType.BF16), Float(2, DType.BF16)], // falls back: separate layers

@@ -208,6 +208,11 @@ internal static unsafe class Int8DotGemv
         }
     }
 
+    /// <summary>t − Σ_g sw_g · z_g · u_g over a row's groups, 16 per step (s: the row's scales, z: its zero points, u: [16·⌈groups/16⌉] zero-padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> SubtractZeroPointTerms(Vector512<float> t, float* s, float* z, float* u, int groups, Vector512<float> lastGroups) =>
+        Correct<Zeros>(t, s, z, u, groups, lastGroups);
+
     // t − Σ_g c_g · u_g over a row's groups, 16 per step (groups past the row load as zero), with c_g = sw_g (level
     // offset: u = O·T) or sw_g · z_g (zero points: u = T). The lanes of t are summed at the end, so which lane a group
     // lands in does not matter.

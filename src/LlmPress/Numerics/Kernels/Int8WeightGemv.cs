@@ -5,7 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace LlmPress.Numerics.Kernels;
 
 /// <summary>
-/// Decode GEMV (one FP32 activation row) of an 8-bit <see cref="QuantizedMatrix"/> (INT8: w = s_g · (u − z_g), u the
+/// Decode GEMV (one FP32 activation row, exact: used when decode activations are not quantized, or the grouping does
+/// not fit <see cref="Int16DotGemv"/>) of an 8-bit <see cref="QuantizedMatrix"/> (INT8: w = s_g · (u − z_g), u the
 /// code byte), four rows at a time on AVX-512. Per group g and 16-lane slice of its columns:
 /// <code>
 ///   y_r = Σ_g s_g · ( Σ_{c∈g} u_c · x_c  −  z_g · X_g ),     X_g = Σ_{c∈g} x_c (lane-wise, the same for every row)

@@ -28,7 +28,8 @@ internal static unsafe class QuantizedGemv
         public nint X, Xp, Y;
         public int M, Chunks;
         public bool Avx512;
-        public Int8Activation? Int8; // set: the integer-dot decode kernel
+        public Int8Activation? Int8;   // set: the integer-dot decode kernel (4-bit)
+        public Int16Activation? Int16; // set: the integer-dot decode kernel (8-bit)
         public readonly ParallelOptions Options = new();
         public readonly Action<int> Body;
 
@@ -41,6 +42,7 @@ internal static unsafe class QuantizedGemv
             int blocks = (W.Rows + 3) / 4;
             int r0 = Math.Min(W.Rows, (int)((long)blocks * chunk / Chunks) * 4), r1 = Math.Min(W.Rows, (int)((long)blocks * (chunk + 1) / Chunks) * 4);
             if (Int8 is { } a) Int8DotGemv.Rows(W, a, (float*)Y, r0, r1);
+            else if (Int16 is { } b) Int16DotGemv.Rows(W, b, (float*)X, (float*)Y, r0, r1);
             else Rows(W, (float*)X, (float*)Xp, M, (float*)Y, r0, r1, Avx512);
         }
     }
@@ -49,19 +51,21 @@ internal static unsafe class QuantizedGemv
 
     /// <summary>
     /// x: [m, W.Cols]; y: [m, W.Rows] (overwritten). <paramref name="int8Activations"/>: at m = 1, when
-    /// <see cref="UsesInt8Activations"/>, x is quantized to int8 per 32 columns and the products taken in integers
-    /// (<see cref="Int8DotGemv"/>).
+    /// <see cref="UsesIntegerActivations"/>, x is quantized (4-bit weights: to int8 per 32 columns,
+    /// <see cref="Int8DotGemv"/>; 8-bit: to int16 per 128, <see cref="Int16DotGemv"/>) and the products taken in integers.
     /// </summary>
     public static void Run(QuantizedMatrix w, float* x, int m, float* y, bool parallel, bool int8Activations = false)
     {
         bool avx512 = KernelDispatch.Level == KernelLevel.Avx512;
-        if (int8Activations && m == 1 && UsesInt8Activations(w))
+        if (int8Activations && m == 1 && UsesIntegerActivations(w))
         {
-            var a = Int8Activation.Quantize(x, w.Cols);
+            Int8Activation? a = w.Bits == 4 ? Int8Activation.Quantize(x, w.Cols) : null;
+            Int16Activation? a16 = a is null ? Int16Activation.Quantize(x, w.Cols) : null;
             int workers = parallel && w.Codes.LongLength >= 1 << 16 ? Parallelism.MaxThreads : 1;
             if (workers <= 1 || w.Rows < 8)
             {
-                Int8DotGemv.Rows(w, a, y, 0, w.Rows);
+                if (a is not null) Int8DotGemv.Rows(w, a, y, 0, w.Rows);
+                else Int16DotGemv.Rows(w, a16!, x, y, 0, w.Rows);
                 return;
             }
             // One job object reused across calls (taken and put back atomically, so concurrent callers each get their own).
@@ -71,6 +75,8 @@ internal static unsafe class QuantizedGemv
             int8Job.M = 1;
             int8Job.Avx512 = avx512;
             int8Job.Int8 = a;
+            int8Job.Int16 = a16;
+            int8Job.X = (nint)x;
             int8Job.Chunks = Math.Min(w.Rows / 4, 4 * workers);
             int8Job.Options.MaxDegreeOfParallelism = workers;
             try
@@ -81,6 +87,7 @@ internal static unsafe class QuantizedGemv
             {
                 int8Job.W = null!;
                 int8Job.Int8 = null;
+                int8Job.Int16 = null;
                 s_spare = int8Job;
             }
             return;
@@ -114,6 +121,13 @@ internal static unsafe class QuantizedGemv
     /// <summary>True when a decode (m = 1) product with <paramref name="w"/> can take int8 activations on this CPU and tier.</summary>
     internal static bool UsesInt8Activations(QuantizedMatrix w) =>
         KernelDispatch.Level == KernelLevel.Avx512 && Int8DotGemv.IsSupported && Int8DotGemv.Applies(w);
+
+    /// <summary>True when a decode (m = 1) product with <paramref name="w"/> can take int16 activations on this CPU and tier.</summary>
+    internal static bool UsesInt16Activations(QuantizedMatrix w) =>
+        KernelDispatch.Level == KernelLevel.Avx512 && Int16DotGemv.IsSupported && Int16DotGemv.Applies(w);
+
+    /// <summary>True when a decode product with <paramref name="w"/> takes quantized activations (int8 or int16) when asked to.</summary>
+    internal static bool UsesIntegerActivations(QuantizedMatrix w) => UsesInt8Activations(w) || UsesInt16Activations(w);
 
     /// <summary>Size of the reordered activations the AVX-512 4-bit kernels read ([m, k/32·32]), or 0 when none are needed.</summary>
     internal static int PermutedLength(int bits, int m, int k, bool avx512) => avx512 && bits == 4 && k >= 32 ? m * (k / 32) * 32 : 0;

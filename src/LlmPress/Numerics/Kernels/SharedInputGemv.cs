@@ -24,7 +24,8 @@ internal static unsafe class SharedInputGemv
         public WeightView Weight;       // the float weight when Packed is null
         public float[] Output;          // [m, Rows]
         public int Rows, FirstBlock;    // FirstBlock: index of the member's first 4-row block in the concatenation
-        public bool Int8;               // runs the integer-dot kernel on the shared int8 activation
+        public bool Int8;               // runs the integer-dot kernel on the shared int8 activation (4-bit)
+        public bool Int16;              // runs the integer-dot kernel on the shared int16 activation (8-bit)
     }
 
     private sealed class Job
@@ -33,7 +34,8 @@ internal static unsafe class SharedInputGemv
         public int Count, M, K, Blocks, Chunks;
         public nint X, Xp;
         public bool Avx512;
-        public Int8Activation? Int8; // x quantized once for the members that take int8 activations
+        public Int8Activation? Int8;   // x quantized once for the members that take int8 activations
+        public Int16Activation? Int16; // and for those that take int16 activations
         public readonly ParallelOptions Options = new();
         public readonly Action<int> Body;
 
@@ -62,6 +64,11 @@ internal static unsafe class SharedInputGemv
                         Int8DotGemv.Rows(packed, Int8!, y, r0, r1);
                         return;
                     }
+                    if (member.Int16)
+                    {
+                        Int16DotGemv.Rows(packed, Int16!, (float*)X, y, r0, r1);
+                        return;
+                    }
                     QuantizedGemv.Rows(packed, (float*)X, (float*)Xp, M, y, r0, r1, Avx512);
                     return;
                 }
@@ -78,8 +85,8 @@ internal static unsafe class SharedInputGemv
     /// outputs[j][m, rows_j] = x[m, k] · W_jᵀ, where W_j is packed[j] when it is not null and weights[j] otherwise
     /// (every W_j has k columns). The caller has checked that the GEMV path applies: m ≤
     /// <see cref="Gemm.QuantizedGemvMaxRows"/> for packed members, <see cref="Gemm.UseGemv"/> for float weights.
-    /// <paramref name="int8Activations"/>: at m = 1 the packed members that allow it take x quantized to int8 (once for
-    /// all of them), as <see cref="QuantizedGemv.Run"/> does.
+    /// <paramref name="int8Activations"/>: at m = 1 the packed members that allow it take x quantized to int8 (4-bit) or
+    /// int16 (8-bit), once for all of them, as <see cref="QuantizedGemv.Run"/> does.
     /// </summary>
     public static void Run(ReadOnlySpan<float> x, int m, int k, ReadOnlySpan<QuantizedMatrix?> packed, ReadOnlySpan<WeightView> weights,
         ReadOnlySpan<float[]> outputs, bool parallel, bool int8Activations = false)
@@ -90,7 +97,7 @@ internal static unsafe class SharedInputGemv
         var job = Interlocked.Exchange(ref s_spare, null) ?? new Job();
         bool avx512 = KernelDispatch.Level == KernelLevel.Avx512;
         int blocks = 0, permuted = 0;
-        bool anyInt8 = false;
+        bool anyInt8 = false, anyInt16 = false;
         long bytes = 0;
         for (int j = 0; j < count; j++)
         {
@@ -106,10 +113,12 @@ internal static unsafe class SharedInputGemv
             member.FirstBlock = blocks;
             blocks += (rows + 3) / 4;
             member.Int8 = packed[j] is { } candidate && int8Activations && m == 1 && QuantizedGemv.UsesInt8Activations(candidate);
+            member.Int16 = packed[j] is { } other && int8Activations && m == 1 && QuantizedGemv.UsesInt16Activations(other);
             anyInt8 |= member.Int8;
+            anyInt16 |= member.Int16;
             if (packed[j] is { } quantized)
             {
-                if (!member.Int8) permuted = Math.Max(permuted, QuantizedGemv.PermutedLength(quantized.Bits, m, k, avx512));
+                if (!member.Int8 && !member.Int16) permuted = Math.Max(permuted, QuantizedGemv.PermutedLength(quantized.Bits, m, k, avx512));
                 bytes += quantized.Codes.LongLength;
             }
             else
@@ -129,6 +138,7 @@ internal static unsafe class SharedInputGemv
             {
                 if (xpArray is not null) QuantizedGemv.PermuteActivations(px, m, k, pxp);
                 job.Int8 = anyInt8 ? Int8Activation.Quantize(px, k) : null;
+                job.Int16 = anyInt16 ? Int16Activation.Quantize(px, k) : null;
                 job.X = (nint)px;
                 job.Xp = (nint)pxp;
                 // Same rule as the single GEMVs: below ~64 KiB of weights a thread hand-off costs more than it saves.
@@ -154,6 +164,7 @@ internal static unsafe class SharedInputGemv
             if (xpArray is not null) ArrayPool<float>.Shared.Return(xpArray);
             for (int j = 0; j < count; j++) job.Members[j] = default; // drop references to the weights and outputs
             job.Int8 = null;
+            job.Int16 = null;
             s_spare = job;
         }
     }
