@@ -20,20 +20,9 @@ public class Int16DotGemvTests
         { 4, 64, 64, false },     // a single unit
     };
 
-    private static float[] RandomActivation(int cols, int seed)
-    {
-        var random = new Random(seed);
-        var x = new float[cols];
-        for (int i = 0; i < x.Length; i++) x[i] = (float)(random.NextDouble() * 2 - 1) * (i % 7 == 0 ? 8f : 1f); // some larger entries
-        return x;
-    }
+    private static float[] RandomActivation(int cols, int seed) => Int8DotGemvTests.RandomActivation(cols, seed);
 
-    private static float[] Run(QuantizedMatrix w, float[] x, bool quantized, bool parallel = true)
-    {
-        var y = new float[w.Rows];
-        Gemm.MultiplyByQuantized(x, 1, w, y, parallel, int8Activations: quantized);
-        return y;
-    }
+    private static float[] Run(QuantizedMatrix w, float[] x, bool quantized, bool parallel = true) => Int8DotGemvTests.Run(w, x, quantized, parallel);
 
     [Fact]
     public void ActivationQuantizationMatchesTheScalarDefinition()
@@ -153,32 +142,6 @@ public class Int16DotGemvTests
             Assert.False(Int16DotGemv.Applies(w));
             var x = RandomActivation(192, 3);
             Assert.Equal(Run(w, x, quantized: false), Run(w, x, quantized: true));
-        }
-    }
-}
-
-/// <summary>Thread-count determinism of the int16 decode path (changes Parallelism.MaxThreads).</summary>
-[Collection(GlobalSettingsCollection.Name)]
-public class Int16DotGemvThreadTests
-{
-    [Fact]
-    public void ResultsAreBitIdenticalAtOneTwoAndThreeThreads()
-    {
-        if (!Int16DotGemv.IsSupported) Assert.Skip("needs AVX-512 BW");
-        foreach (var (group, zeros) in new[] { (128, true), (64, false), (576, true) })
-        {
-            var w = QuantizedMatrixTests.Random(301, 576, 8, group, zeros, false, seed: group); // 301: a one-row tail after 4-row blocks
-            var x = new float[576];
-            for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
-            float[]? first = null;
-            foreach (int threads in new[] { 1, 2, 3 })
-                using (NumericsTestUtil.Threads(threads))
-                {
-                    var y = new float[301];
-                    Gemm.MultiplyByQuantized(x, 1, w, y, parallel: true, int8Activations: true);
-                    if (first is null) first = y;
-                    else Assert.Equal(first, y);
-                }
         }
     }
 }

@@ -23,7 +23,7 @@ public class Int8DotGemvTests
         { 6, 255, 255, true, false },   // per channel, odd width: a 127-column tail whose 64th byte holds column 254
     };
 
-    private static float[] RandomActivation(int cols, int seed)
+    internal static float[] RandomActivation(int cols, int seed)
     {
         var random = new Random(seed);
         var x = new float[cols];
@@ -31,7 +31,8 @@ public class Int8DotGemvTests
         return x;
     }
 
-    private static float[] Run(QuantizedMatrix w, float[] x, bool int8, bool parallel = true)
+    /// <summary>y = W·x at decode (m = 1); <paramref name="int8"/>: quantized activations (int8 for 4-bit, int16 for 8-bit weights).</summary>
+    internal static float[] Run(QuantizedMatrix w, float[] x, bool int8, bool parallel = true)
     {
         var y = new float[w.Rows];
         Gemm.MultiplyByQuantized(x, 1, w, y, parallel, int8Activations: int8);
@@ -179,17 +180,18 @@ public class Int8DotGemvTests
     }
 }
 
-/// <summary>Thread-count determinism of the int8 decode path (changes Parallelism.MaxThreads).</summary>
+/// <summary>Thread-count determinism of the int8 (4-bit) and int16 (8-bit) decode paths (changes Parallelism.MaxThreads).</summary>
 [Collection(GlobalSettingsCollection.Name)]
 public class Int8DotGemvThreadTests
 {
     [Fact]
     public void ResultsAreBitIdenticalAtOneTwoAndThreeThreads()
     {
-        if (!Int8DotGemv.IsSupported) Assert.Skip("needs AVX-512 BW");
-        foreach (var (group, zeros, fp4) in new[] { (128, true, false), (32, false, true), (16, false, true) })
+        if (!Int8DotGemv.IsSupported || !Int16DotGemv.IsSupported) Assert.Skip("needs AVX-512 BW");
+        var cases = new[] { (4, 128, true, false), (4, 32, false, true), (4, 16, false, true), (8, 128, true, false), (8, 64, false, false), (8, 576, true, false) };
+        foreach (var (bits, group, zeros, fp4) in cases)
         {
-            var w = QuantizedMatrixTests.Random(301, 576, 4, group, zeros, fp4, seed: group); // 301: a one-row tail after 4-row blocks
+            var w = QuantizedMatrixTests.Random(301, 576, bits, group, zeros, fp4, seed: group); // 301: a one-row tail after 4-row blocks
             var x = new float[576];
             for (int i = 0; i < x.Length; i++) x[i] = MathF.Sin(i);
             float[]? first = null;

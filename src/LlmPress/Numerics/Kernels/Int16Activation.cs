@@ -76,7 +76,7 @@ internal sealed unsafe class Int16Activation
                 amax = Avx512F.Max(amax, Vector512.Abs(v));
                 nonFinite += v * 0f;
             }
-            float max = MaxAcross(amax);
+            float max = Int8Activation.MaxAcross(amax);
             bool bad = !Vector512.EqualsAll(nonFinite, nonFinite);
             if (bad || !(max >= Int8Activation.TinyBlock))
             {
@@ -113,13 +113,4 @@ internal sealed unsafe class Int16Activation
     // Word indices 0, 2, …, 62 into the 64 words of (lo, hi) (a constant the JIT embeds).
     private static Vector512<short> EvenWords => Vector512.Create(
         (short)0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float MaxAcross(Vector512<float> v)
-    {
-        var m8 = Avx.Max(v.GetLower(), v.GetUpper());
-        var m4 = Sse.Max(m8.GetLower(), m8.GetUpper());
-        var m2 = Sse.Max(m4, Sse.MoveHighToLow(m4, m4));
-        return MathF.Max(m2.ToScalar(), m2.GetElement(1));
-    }
 }

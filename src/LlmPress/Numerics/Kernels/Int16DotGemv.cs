@@ -60,7 +60,9 @@ internal static unsafe class Int16DotGemv
         bool zeroPoints = w.Zeros is not null;
         int paddedGroups = zeroPoints ? (groups + 15) & ~15 : 0;
         float* groupSums = zeroPoints ? ScratchBuffer.Get(ScratchBuffer.Small, paddedGroups) : null;
-        if (zeroPoints) GroupSums(a, groups, w.GroupSize, groupSums, paddedGroups);
+        // U_g: the half-unit sums (32 columns each) of each group's quantized columns.
+        if (zeroPoints)
+            Int8DotGemv.SumGroups(a.HalfUnitSums, 2 * a.Units, groups == 1 ? int.MaxValue : w.GroupSize / 32, groups, 1, groupSums, paddedGroups);
         var lastGroups = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(groups - (paddedGroups - 16))).AsSingle();
         var lowBytes = Vector512.Create((short)0xFF);
         using var rowScales = w.GetRowScales(r0, r1);
@@ -164,22 +166,6 @@ internal static unsafe class Int16DotGemv
                 if (zeroPoints) t = Int8DotGemv.SubtractZeroPointTerms(t, s, zeros + (nint)r * groups, groupSums, groups, lastGroups);
                 y[r] = QuantizedGemv.Tail(w, x, r, 64 * units, Vector512.Sum(t));
             }
-        }
-    }
-
-    /// <summary>
-    /// u[g] = U_g for g &lt; groups (the sum of group g's half-unit sums over the quantized columns, in double and rounded
-    /// once), zero up to <paramref name="padded"/>.
-    /// </summary>
-    private static void GroupSums(Int16Activation a, int groups, int groupSize, float* u, int padded)
-    {
-        int halves = 2 * a.Units, perGroup = groups == 1 ? halves : groupSize / 32;
-        for (int g = 0; g < padded; g++)
-        {
-            double sum = 0;
-            if (g < groups)
-                for (int h = g * perGroup, last = Math.Min(halves, h + perGroup); h < last; h++) sum += a.HalfUnitSums[h];
-            u[g] = (float)sum;
         }
     }
 

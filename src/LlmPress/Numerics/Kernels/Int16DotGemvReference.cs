@@ -17,13 +17,7 @@ internal static class Int16DotGemvReference
         for (int b = 0; b < blocks; b++)
         {
             var block = x.Slice(128 * b, Math.Min(128, quantized - 128 * b));
-            float amax = 0f;
-            bool bad = false;
-            foreach (float v in block)
-            {
-                if (!float.IsFinite(v)) bad = true;
-                else amax = Math.Max(amax, Math.Abs(v));
-            }
+            var (amax, bad) = Int8DotGemvReference.BlockMax(block);
             if (bad || amax < Int8Activation.TinyBlock)
             {
                 scales[b] = bad ? float.NaN : 0f;

@@ -219,8 +219,9 @@ internal sealed unsafe class Int8Activation
         return amax / 127f;
     }
 
+    /// <summary>The largest of v's 16 lanes (no NaN expected).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float MaxAcross(Vector512<float> v)
+    internal static float MaxAcross(Vector512<float> v)
     {
         var m8 = Avx.Max(v.GetLower(), v.GetUpper());
         var m4 = Sse.Max(m8.GetLower(), m8.GetUpper());

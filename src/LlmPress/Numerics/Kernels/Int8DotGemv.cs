@@ -196,14 +196,21 @@ internal static unsafe class Int8DotGemv
     /// u[g] = scale · T_g for g &lt; groups (T_g = Σ sx·x8 over group g's columns: the sum of its half-block sums, in
     /// double and rounded once), zero up to <paramref name="padded"/>.
     /// </summary>
-    private static void GroupSums(Int8Activation a, int groups, int groupSize, int scale, float* u, int padded)
+    private static void GroupSums(Int8Activation a, int groups, int groupSize, int scale, float* u, int padded) =>
+        SumGroups(a.HalfBlockSums, (a.Cols + 15) / 16, groups == 1 ? int.MaxValue : groupSize / 16, groups, scale, u, padded);
+
+    /// <summary>
+    /// u[g] = scale · Σ of parts [g·perGroup, (g + 1)·perGroup) of <paramref name="parts"/> (an activation's per-slice
+    /// sums, <paramref name="count"/> of them; summed in double and rounded once) for g &lt; groups, zero up to
+    /// <paramref name="padded"/>: what each weight group's zero point (or level offset) multiplies.
+    /// </summary>
+    internal static void SumGroups(float* parts, int count, int perGroup, int groups, int scale, float* u, int padded)
     {
-        int halves = (a.Cols + 15) / 16, perGroup = groups == 1 ? halves : groupSize / 16;
         for (int g = 0; g < padded; g++)
         {
             double sum = 0;
             if (g < groups)
-                for (int h = g * perGroup, last = Math.Min(halves, h + perGroup); h < last; h++) sum += a.HalfBlockSums[h];
+                for (long h = (long)g * perGroup, last = Math.Min(count, h + perGroup); h < last; h++) sum += parts[h];
             u[g] = (float)(scale * sum);
         }
     }

@@ -16,13 +16,7 @@ internal static class Int8DotGemvReference
         for (int b = 0; b < blocks; b++)
         {
             var block = x.Slice(32 * b, Math.Min(32, x.Length - 32 * b));
-            float amax = 0f;
-            bool bad = false;
-            foreach (float v in block)
-            {
-                if (!float.IsFinite(v)) bad = true;
-                else amax = Math.Max(amax, Math.Abs(v));
-            }
+            var (amax, bad) = BlockMax(block);
             if (bad || amax < Int8Activation.TinyBlock)
             {
                 scales[b] = bad ? float.NaN : 0f;
@@ -33,6 +27,19 @@ internal static class Int8DotGemvReference
             scales[b] = amax / 127f;
         }
         return (values, scales);
+    }
+
+    /// <summary>max|v| over the block's finite values, and whether it holds a NaN or ±∞ (shared with <see cref="Int16DotGemvReference"/>).</summary>
+    internal static (float Max, bool NonFinite) BlockMax(ReadOnlySpan<float> block)
+    {
+        float amax = 0f;
+        bool bad = false;
+        foreach (float v in block)
+        {
+            if (!float.IsFinite(v)) bad = true;
+            else amax = Math.Max(amax, Math.Abs(v));
+        }
+        return (amax, bad);
     }
 
     /// <summary>y[W.Rows] for one activation row x[W.Cols], in double.</summary>
