@@ -144,8 +144,6 @@ internal static unsafe class WeightGemv
         }
     }
 
-    // Fully optimized at once, like Rows (which does not inline it): as Tier0 code, the first ~1 s of BF16 decode ran at
-    // half speed (decode-tps, first 64-token run: 38–42 → 68–74 tokens/s).
     /// <summary>Prefetches (into L2) one 16-column step of the 4-row block ahead: prefetchStep is 128 bytes for 16-bit weights, 256 for FP32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static byte* PrefetchStep(byte* prefetch, nint prefetchStep)
@@ -160,6 +158,8 @@ internal static unsafe class WeightGemv
         return prefetch + prefetchStep;
     }
 
+    // Fully optimized at once, like Rows (which does not inline it): as Tier0 code, the first ~1 s of BF16 decode ran at
+    // half speed (decode-tps, first 64-token run: 38–42 → 68–74 tokens/s).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows4M1<TLoad>(byte* w, nint ldwBytes, int k, float* a, nint lda, float* c, nint ldc, bool accumulate, byte* prefetch, nint prefetchStep)
         where TLoad : struct, IWeightLoad
